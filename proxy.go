@@ -1,0 +1,551 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/tidwall/redcon"
+)
+
+// server is the RESP front end: it classifies each command and sends it to
+// the log, to a child connection, or answers it itself.
+type server struct {
+	node        *node
+	fsm         *fsm
+	tbl         *commandTable
+	child       *childProcess
+	consistency string
+	maxMemory   int64
+	log         *slog.Logger
+
+	pool     *connPool
+	proposer *proposer
+	reads    *readIndexer
+
+	sweepMu   sync.Mutex
+	nextID    atomic.Int64
+	usedBytes atomic.Int64 // child's used_memory, refreshed when maxMemory > 0
+}
+
+// client is the per-connection state kept by the proxy.
+type client struct {
+	id    int64
+	addr  string
+	db    int
+	name  string
+	multi []command // queued commands while in MULTI
+	inTx  bool
+	dirty bool // a queued command was rejected: EXEC aborts
+}
+
+// requestTimeout bounds how long one request may wait on Raft.
+const requestTimeout = 10 * time.Second
+
+// serve runs the RESP server on ln until it closes.
+func (s *server) serve(ln *chanListener) error {
+	return redcon.Serve(ln, s.handle,
+		func(conn redcon.Conn) bool {
+			conn.SetContext(&client{id: s.nextID.Add(1), addr: conn.RemoteAddr()})
+			return true
+		},
+		func(conn redcon.Conn, err error) {})
+}
+
+// handle processes a command and everything pipelined behind it, in order:
+// runs of writes become one proposal, runs of reads one child round trip.
+func (s *server) handle(conn redcon.Conn, first redcon.Command) {
+	cl := conn.Context().(*client)
+	cmds := append([]redcon.Command{first}, conn.ReadPipeline()...)
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	for i := 0; i < len(cmds); {
+		args := cmds[i].Args
+		info := s.tbl.lookup(args)
+		if cl.inTx && !isTxControl(args) {
+			conn.WriteRaw(s.queue(cl, info, args))
+			i++
+			continue
+		}
+		switch s.route(info, args) {
+		case kindWrite:
+			j := i + 1
+			for j < len(cmds) && s.route(s.tbl.lookup(cmds[j].Args), cmds[j].Args) == kindWrite {
+				j++
+			}
+			for _, r := range s.write(ctx, cl, cmds[i:j]) {
+				conn.WriteRaw(r)
+			}
+			i = j
+		case kindRead:
+			j := i + 1
+			for j < len(cmds) && s.route(s.tbl.lookup(cmds[j].Args), cmds[j].Args) == kindRead {
+				j++
+			}
+			for _, r := range s.read(ctx, cl, cmds[i:j]) {
+				conn.WriteRaw(r)
+			}
+			i = j
+		default:
+			reply, closeAfter := s.single(ctx, cl, info, args)
+			conn.WriteRaw(reply)
+			if closeAfter {
+				conn.Close()
+				return
+			}
+			i++
+		}
+	}
+}
+
+// route classifies one invocation; validation failures are kindProxy so that
+// single answers them.
+func (s *server) route(info *commandInfo, args [][]byte) commandKind {
+	if info == nil || !info.arityOK(len(args)) || raftCommands[lower(args[0])] {
+		return kindProxy
+	}
+	switch info.kind {
+	case kindWrite:
+		if isBlockingCall(info, args) || s.overMemory(info) {
+			return kindProxy
+		}
+	case kindRead:
+		if isBlockingCall(info, args) {
+			return kindProxy
+		}
+	}
+	return info.kind
+}
+
+// write proposes a run of write commands as one batch and returns their
+// replies.
+func (s *server) write(ctx context.Context, cl *client, run []redcon.Command) [][]byte {
+	cmds := make([]command, len(run))
+	for i, c := range run {
+		cmds[i] = command{DB: cl.db, Args: c.Args}
+	}
+	return s.propose(ctx, cmds)
+}
+
+// propose sends commands through the log and waits for their replies.
+func (s *server) propose(ctx context.Context, cmds []command) [][]byte {
+	fail := func(reply []byte) [][]byte {
+		out := make([][]byte, len(cmds))
+		for i := range out {
+			out[i] = reply
+		}
+		return out
+	}
+	if err := s.node.waitLeaderReady(ctx); err != nil {
+		return fail(s.node.notLeaderError())
+	}
+	p := &proposal{cmds: cmds, done: make(chan struct{})}
+	s.proposer.submit(p)
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return fail(respError("ERR timed out waiting for the Raft log; the write may or may not have been applied"))
+	}
+	if p.errReply != nil {
+		return fail(p.errReply)
+	}
+	return p.replies
+}
+
+// read serves a run of read commands from a child connection after the
+// --consistency check.
+func (s *server) read(ctx context.Context, cl *client, run []redcon.Command) [][]byte {
+	steps := make([]readStep, len(run))
+	for i, c := range run {
+		steps[i] = readStep{args: c.Args}
+	}
+	return s.readSteps(ctx, cl.db, steps, true)
+}
+
+// readStep is one command for the child, with an optional reply rewrite.
+type readStep struct {
+	args     [][]byte
+	mapReply func([]byte) []byte
+}
+
+// readSteps checks consistency (when checked), makes sure nothing past its
+// deadline is visible, and runs steps on a pooled child connection.
+func (s *server) readSteps(ctx context.Context, db int, steps []readStep, checked bool) [][]byte {
+	fail := func(reply []byte) [][]byte {
+		out := make([][]byte, len(steps))
+		for i := range out {
+			out[i] = reply
+		}
+		return out
+	}
+	if checked {
+		if reply := s.readAllowed(ctx); reply != nil {
+			return fail(reply)
+		}
+		if reply := s.hideExpired(ctx); reply != nil {
+			return fail(reply)
+		}
+	}
+	c, err := s.pool.get()
+	if err != nil {
+		return fail(respError("ERR " + err.Error()))
+	}
+	out, err := runOnConn(c, db, steps)
+	if err != nil {
+		c.Close()
+		return fail(respError("ERR redis-server connection failed: " + err.Error()))
+	}
+	s.pool.put(c)
+	return out
+}
+
+// runOnConn pipelines steps on c in db.
+func runOnConn(c *respConn, db int, steps []readStep) ([][]byte, error) {
+	selected := c.selectDB(db)
+	for _, st := range steps {
+		c.send(st.args)
+	}
+	if err := c.flush(); err != nil {
+		return nil, err
+	}
+	if selected {
+		if _, err := c.readReply(); err != nil {
+			return nil, err
+		}
+	}
+	out := make([][]byte, len(steps))
+	for i, st := range steps {
+		raw, err := c.readReply()
+		if err != nil {
+			return nil, err
+		}
+		if st.mapReply != nil {
+			raw = st.mapReply(raw)
+		}
+		out[i] = raw
+	}
+	return out, nil
+}
+
+// readAllowed applies --consistency; nil means the read may be served here.
+func (s *server) readAllowed(ctx context.Context) []byte {
+	switch s.consistency {
+	case "low":
+		return nil
+	case "medium":
+		if err := s.node.waitLeaderReady(ctx); err != nil {
+			return s.node.notLeaderError()
+		}
+		return nil
+	}
+	if err := s.node.waitLeaderReady(ctx); err != nil {
+		return s.node.notLeaderError()
+	}
+	if err := s.reads.verify(ctx); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return s.node.notLeaderError()
+		}
+		return respError("ERR linearizable read failed: " + err.Error())
+	}
+	return nil
+}
+
+// hideExpired makes sure no key past its deadline is visible before a read:
+// the leader sweeps due keys through the log; a follower waits for the
+// leader's sweep to reach it.
+func (s *server) hideExpired(ctx context.Context) []byte {
+	at, ok := s.fsm.index.earliest()
+	if !ok || at > nowMS() {
+		return nil
+	}
+	if s.node.raft.State() == raft.Leader {
+		if err := s.sweep(ctx); err != nil {
+			return s.node.notLeaderError()
+		}
+		return nil
+	}
+	wait, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for {
+		at, ok := s.fsm.index.earliest()
+		if !ok || at > nowMS() {
+			return nil
+		}
+		idx := s.fsm.applied.Load()
+		if err := s.fsm.waitApplied(wait, idx+1); err != nil {
+			return s.node.notLeaderError()
+		}
+	}
+}
+
+// sweep proposes the deletion of every due key and waits for it to apply.
+func (s *server) sweep(ctx context.Context) error {
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	for {
+		at, ok := s.fsm.index.earliest()
+		if !ok || at > nowMS() {
+			return nil
+		}
+		if err := s.node.waitLeaderReady(ctx); err != nil {
+			return err
+		}
+		p := &proposal{sweep: true, done: make(chan struct{})}
+		s.proposer.submit(p)
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if p.errReply != nil {
+			return errors.New(string(p.errReply))
+		}
+	}
+}
+
+// expireLoop makes the leader sweep keys as their deadlines pass, so that
+// they disappear on every node even when nobody reads them.
+func (s *server) expireLoop(stop <-chan struct{}) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if s.node.raft.State() != raft.Leader {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		if err := s.sweep(ctx); err != nil {
+			s.log.Debug("sweep", "err", err)
+		}
+		cancel()
+	}
+}
+
+// overMemory reports whether a denyoom command must be refused because the
+// leader's child is above --maxmemory.
+func (s *server) overMemory(info *commandInfo) bool {
+	return s.maxMemory > 0 && info.denyOOM && s.usedBytes.Load() > s.maxMemory
+}
+
+// memoryLoop refreshes the child's used_memory for --maxmemory.
+func (s *server) memoryLoop(stop <-chan struct{}) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		raw := s.local("INFO", "memory")
+		info, _ := replyString(raw)
+		for _, line := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				s.usedBytes.Store(n)
+			}
+		}
+	}
+}
+
+// local runs one command on a child connection with no consistency check.
+func (s *server) local(args ...string) []byte {
+	b := make([][]byte, len(args))
+	for i, a := range args {
+		b[i] = []byte(a)
+	}
+	return s.readSteps(context.Background(), 0, []readStep{{args: b}}, false)[0]
+}
+
+// nowMS is the local clock in ms; it is only used to decide when to sweep
+// and to answer TTL reads, never in the apply path.
+func nowMS() int64 { return time.Now().UnixMilli() }
+
+// isTxControl lists the commands that act immediately inside MULTI.
+func isTxControl(args [][]byte) bool {
+	switch lower(args[0]) {
+	case "exec", "discard", "multi", "watch", "quit", "reset":
+		return true
+	}
+	return false
+}
+
+// queue validates a command inside MULTI and queues it.
+func (s *server) queue(cl *client, info *commandInfo, args [][]byte) []byte {
+	var reply []byte
+	switch {
+	case info == nil:
+		reply = respError(unknownCommandError(args))
+	case !info.arityOK(len(args)):
+		reply = respError(info.arityError())
+	case info.kind == kindRefused:
+		reply = respError(info.refusal)
+	case isBlockingCall(info, args) && !strings.HasPrefix(info.name, "x"):
+		// Redis runs blocking commands in MULTI as non-blocking ones.
+	case raftCommands[info.name] || (info.kind == kindProxy && !queueableProxy[info.name]):
+		reply = respError(fmt.Sprintf("ERR command '%s' cannot be used inside MULTI on redraft", info.name))
+	case s.overMemory(info):
+		reply = respError("OOM command not allowed when used memory > 'maxmemory'.")
+	}
+	if reply != nil {
+		cl.dirty = true
+		return reply
+	}
+	owned := make([][]byte, len(args))
+	for i, a := range args {
+		owned[i] = append([]byte(nil), a...)
+	}
+	cl.multi = append(cl.multi, command{DB: cl.db, Args: owned})
+	return respStatus("QUEUED")
+}
+
+// queueableProxy are proxy-handled commands that can run inside MULTI,
+// where the child executes them in the transaction.
+var queueableProxy = map[string]bool{
+	"ping": true, "echo": true, "select": true, "ttl": true, "pttl": true,
+	"expiretime": true, "pexpiretime": true, "info": true,
+}
+
+// exec proposes the queued transaction as one log entry.
+func (s *server) exec(ctx context.Context, cl *client) []byte {
+	queued, dirty := cl.multi, cl.dirty
+	cl.multi, cl.inTx, cl.dirty = nil, false, false
+	if dirty {
+		return respError("EXECABORT Transaction discarded because of previous errors.")
+	}
+	if len(queued) == 0 {
+		return respArrayHeader(0)
+	}
+	reply := s.propose(ctx, []command{{DB: queued[0].DB, Args: [][]byte{[]byte("EXEC")}, Sub: queued}})[0]
+	if len(reply) > 0 && reply[0] == '*' {
+		for _, c := range queued {
+			if lower(c.Args[0]) == "select" {
+				if db, err := strconv.Atoi(string(c.Args[1])); err == nil && db >= 0 && db < 16 {
+					cl.db = db
+				}
+			}
+		}
+	}
+	return reply
+}
+
+// connPool keeps idle connections to the child for reads.
+type connPool struct {
+	sock string
+	idle chan *respConn
+}
+
+func newConnPool(sock string, size int) *connPool {
+	return &connPool{sock: sock, idle: make(chan *respConn, size)}
+}
+
+func (p *connPool) get() (*respConn, error) {
+	select {
+	case c := <-p.idle:
+		return c, nil
+	default:
+		return dialChild(p.sock)
+	}
+}
+
+func (p *connPool) put(c *respConn) {
+	select {
+	case p.idle <- c:
+	default:
+		c.Close()
+	}
+}
+
+// readIndexer batches linearizable reads: every read waiting when a round
+// starts shares one VerifyLeader, then waits until the applied index reaches
+// the commit index taken at the start of that round.
+type readIndexer struct {
+	node    *node
+	fsm     *fsm
+	mu      sync.Mutex
+	waiters []chan readRound
+	running bool
+}
+
+type readRound struct {
+	commit uint64
+	err    error
+}
+
+// verify blocks until a read started now may be served linearizably.
+func (r *readIndexer) verify(ctx context.Context) error {
+	ch := make(chan readRound, 1)
+	r.mu.Lock()
+	r.waiters = append(r.waiters, ch)
+	if !r.running {
+		r.running = true
+		go r.loop()
+	}
+	r.mu.Unlock()
+	select {
+	case res := <-ch:
+		if res.err != nil {
+			return res.err
+		}
+		return r.fsm.waitApplied(ctx, res.commit)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *readIndexer) loop() {
+	for {
+		r.mu.Lock()
+		waiters := r.waiters
+		r.waiters = nil
+		if len(waiters) == 0 {
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		commit := r.node.raft.CommitIndex()
+		err := r.node.raft.VerifyLeader().Error()
+		for _, w := range waiters {
+			w <- readRound{commit: commit, err: err}
+		}
+	}
+}
+
+// raftStats renders Raft's statistics plus redraft's own as key/value pairs.
+func (s *server) raftStats() map[string]string {
+	stats := s.node.raft.Stats()
+	stats["applied_index"] = strconv.FormatUint(s.fsm.applied.Load(), 10)
+	stats["fsm_last_time_ms"] = strconv.FormatInt(s.fsm.lastT.Load(), 10)
+	stats["expiry_index_keys"] = strconv.Itoa(s.fsm.index.size())
+	stats["leader"] = s.node.leaderAddr()
+	stats["id"] = s.node.id
+	return stats
+}
+
+// sortedPairs flattens a map into a RESP array of key/value bulks.
+func sortedPairs(m map[string]string) []byte {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := respArrayHeader(2 * len(keys))
+	for _, k := range keys {
+		out = append(out, respBulk(k)...)
+		out = append(out, respBulk(m[k])...)
+	}
+	return out
+}

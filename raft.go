@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/fs"
+	"github.com/hashicorp/raft-wal/segment"
+	"github.com/hashicorp/raft-wal/types"
+)
+
+// node is this process's Raft member.
+type node struct {
+	raft      *raft.Raft
+	fsm       *fsm
+	transport *raft.NetworkTransport
+	id        string // == advertise address
+	log       *slog.Logger
+	closers   []io.Closer
+
+	readyMu sync.Mutex
+	ready   chan struct{} // closed once a new leader has applied its barrier
+	isReady bool
+}
+
+// raftOptions are the knobs from the command line.
+type raftOptions struct {
+	dir               string
+	advertise         string
+	backend           string
+	durability        string
+	snapshotThreshold uint64
+	trailingLogs      uint64
+	snapshotInterval  time.Duration
+}
+
+// newNode opens the stores and starts Raft on the given stream layer. It
+// reports whether Raft state existed already.
+func newNode(opts raftOptions, f *fsm, layer raft.StreamLayer, log *slog.Logger) (*node, bool, error) {
+	hlog := newHCLogger(log.With("src", "raft"))
+	cfg := raft.DefaultConfig()
+	cfg.LocalID = raft.ServerID(opts.advertise)
+	cfg.Logger = hlog
+	cfg.SnapshotThreshold = opts.snapshotThreshold
+	cfg.TrailingLogs = opts.trailingLogs
+	cfg.SnapshotInterval = opts.snapshotInterval
+	cfg.BatchApplyCh = true
+	cfg.MaxAppendEntries = 512
+	cfg.HeartbeatTimeout = 1000 * time.Millisecond
+	cfg.ElectionTimeout = 1000 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 500 * time.Millisecond
+	cfg.CommitTimeout = 5 * time.Millisecond
+	cfg.NoSnapshotRestoreOnStart = false
+
+	n := &node{fsm: f, id: opts.advertise, log: log, ready: make(chan struct{})}
+	logs, stable, err := n.openStores(opts)
+	if err != nil {
+		return nil, false, err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(opts.dir, "snapshots"), 2, hlog)
+	if err != nil {
+		return nil, false, fmt.Errorf("open snapshot store: %w", err)
+	}
+	hasState, err := raft.HasExistingState(logs, stable, snaps)
+	if err != nil {
+		return nil, false, fmt.Errorf("inspect raft state: %w", err)
+	}
+	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: layer, MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog,
+	})
+	r, err := raft.NewRaft(cfg, f, logs, stable, snaps, n.transport)
+	if err != nil {
+		return nil, false, fmt.Errorf("start raft: %w", err)
+	}
+	n.raft = r
+	go n.watchLeadership()
+	return n, hasState, nil
+}
+
+// openStores opens the log and stable stores of the chosen backend.
+func (n *node) openStores(opts raftOptions) (raft.LogStore, raft.StableStore, error) {
+	switch opts.backend {
+	case "wal":
+		dir := filepath.Join(opts.dir, "wal")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("create wal dir: %w", err)
+		}
+		vfs := &syncPolicyVFS{VFS: fs.New(), mode: opts.durability}
+		w, err := wal.Open(dir, wal.WithSegmentFiler(segment.NewFiler(dir, vfs)))
+		if err != nil {
+			return nil, nil, fmt.Errorf("open wal: %w", err)
+		}
+		n.closers = append(n.closers, w)
+		if opts.durability == "medium" {
+			go vfs.syncEverySecond()
+		}
+		return w, w, nil
+	case "bolt":
+		b, err := raftboltdb.New(raftboltdb.Options{
+			Path:   filepath.Join(opts.dir, "raft.db"),
+			NoSync: opts.durability != "high",
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("open bolt: %w", err)
+		}
+		n.closers = append(n.closers, b)
+		if opts.durability == "medium" {
+			go func() {
+				for range time.Tick(time.Second) {
+					_ = b.Sync()
+				}
+			}()
+		}
+		return b, b, nil
+	case "inmem":
+		s := raft.NewInmemStore()
+		return s, s, nil
+	}
+	return nil, nil, fmt.Errorf("unknown -backend %q (want wal, bolt or inmem)", opts.backend)
+}
+
+// syncPolicyVFS applies -durability to raft-wal's segment files: high syncs
+// on every append (raft-wal's own behaviour), medium once a second, low
+// leaves it to the operating system.
+type syncPolicyVFS struct {
+	types.VFS
+	mode  string
+	mu    sync.Mutex
+	files []types.WritableFile
+}
+
+// Create opens a new segment file with the sync policy.
+func (v *syncPolicyVFS) Create(dir, name string, size uint64) (types.WritableFile, error) {
+	f, err := v.VFS.Create(dir, name, size)
+	return v.wrap(f), err
+}
+
+// OpenWriter reopens a segment file with the sync policy.
+func (v *syncPolicyVFS) OpenWriter(dir, name string) (types.WritableFile, error) {
+	f, err := v.VFS.OpenWriter(dir, name)
+	return v.wrap(f), err
+}
+
+func (v *syncPolicyVFS) wrap(f types.WritableFile) types.WritableFile {
+	if f == nil || v.mode == "high" {
+		return f
+	}
+	v.mu.Lock()
+	v.files = append(v.files[max(0, len(v.files)-1):], f) // only the tail is written
+	v.mu.Unlock()
+	return lazySyncFile{f}
+}
+
+// syncEverySecond flushes the tail segment once a second (-durability medium).
+func (v *syncPolicyVFS) syncEverySecond() {
+	for range time.Tick(time.Second) {
+		v.mu.Lock()
+		files := append([]types.WritableFile(nil), v.files...)
+		v.mu.Unlock()
+		for _, f := range files {
+			_ = f.Sync()
+		}
+	}
+}
+
+// lazySyncFile skips the per-append fsync.
+type lazySyncFile struct{ types.WritableFile }
+
+// Sync does nothing; see syncPolicyVFS.
+func (lazySyncFile) Sync() error { return nil }
+
+// bootstrap starts a one-member cluster.
+func (n *node) bootstrap() error {
+	f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+		ID: raft.ServerID(n.id), Address: raft.ServerAddress(n.id),
+	}}})
+	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	return nil
+}
+
+// watchLeadership tracks whether this node may serve as leader: after
+// winning an election it first applies a barrier, so everything committed
+// by earlier leaders is applied before it serves reads or assigns times.
+func (n *node) watchLeadership() {
+	for isLeader := range n.raft.LeaderCh() {
+		n.setReady(false)
+		if !isLeader {
+			continue
+		}
+		go func() {
+			for n.raft.State() == raft.Leader {
+				if err := n.raft.Barrier(10 * time.Second).Error(); err == nil {
+					if n.raft.State() == raft.Leader {
+						n.setReady(true)
+						n.log.Info("leader ready", "applied", n.fsm.applied.Load())
+					}
+					return
+				}
+			}
+		}()
+	}
+}
+
+func (n *node) setReady(ready bool) {
+	n.readyMu.Lock()
+	defer n.readyMu.Unlock()
+	if ready == n.isReady {
+		return
+	}
+	n.isReady = ready
+	if ready {
+		close(n.ready)
+	} else {
+		n.ready = make(chan struct{})
+	}
+}
+
+// waitLeaderReady waits until this node is a leader that has applied its
+// barrier. It fails fast when another node leads.
+func (n *node) waitLeaderReady(ctx context.Context) error {
+	for {
+		if n.raft.State() != raft.Leader {
+			return errNotLeader
+		}
+		n.readyMu.Lock()
+		ready, ch := n.isReady, n.ready
+		n.readyMu.Unlock()
+		if ready {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return errNotLeader
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// errNotLeader means the request must go to the leader.
+var errNotLeader = errors.New("not the leader")
+
+// leaderAddr is the current leader's address, "" if unknown.
+func (n *node) leaderAddr() string {
+	addr, _ := n.raft.LeaderWithID()
+	return string(addr)
+}
+
+// notLeaderError is the reply for a request this node cannot serve.
+func (n *node) notLeaderError() []byte {
+	if addr := n.leaderAddr(); addr != "" && addr != n.id {
+		return respError("TRY " + addr)
+	}
+	return respError("CLUSTERDOWN no leader is known yet; try again shortly")
+}
+
+// addPeer adds a voter (idempotent).
+func (n *node) addPeer(addr string) error {
+	return n.raft.AddVoter(raft.ServerID(addr), raft.ServerAddress(addr), 0, 10*time.Second).Error()
+}
+
+// removePeer removes a member by address.
+func (n *node) removePeer(addr string) error {
+	return n.raft.RemoveServer(raft.ServerID(addr), 0, 10*time.Second).Error()
+}
+
+// close shuts Raft down and closes the stores.
+func (n *node) close() {
+	if err := n.raft.Shutdown().Error(); err != nil {
+		n.log.Warn("raft shutdown", "err", err)
+	}
+	_ = n.transport.Close()
+	for _, c := range n.closers {
+		_ = c.Close()
+	}
+}
+
+// normalizeAddr turns "7481" into "127.0.0.1:7481" and checks host:port.
+func normalizeAddr(a string) (string, error) {
+	if !strings.Contains(a, ":") {
+		a = "127.0.0.1:" + a
+	}
+	if _, _, err := net.SplitHostPort(a); err != nil {
+		return "", fmt.Errorf("bad address %q: %w", a, err)
+	}
+	return a, nil
+}
+
+// hcLogger adapts hashicorp/raft's hclog output to log/slog.
+func newHCLogger(log *slog.Logger) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:   "raft",
+		Level:  hclog.Debug,
+		Output: &slogWriter{log: log},
+	})
+}
+
+// slogWriter parses hclog's "[LEVEL] name: message" lines into slog records.
+type slogWriter struct{ log *slog.Logger }
+
+// Write logs one hclog line.
+func (w *slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	for tag, l := range map[string]slog.Level{"[ERROR]": slog.LevelError, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelInfo, "[DEBUG]": slog.LevelDebug, "[TRACE]": slog.LevelDebug - 4} {
+		if i := strings.Index(line, tag); i >= 0 {
+			level = l
+			line = strings.TrimSpace(line[i+len(tag):])
+			break
+		}
+	}
+	w.log.Log(context.Background(), level, line)
+	return len(p), nil
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// childProcess is a supervised redis-server listening only on a unix socket.
+type childProcess struct {
+	cmd    *exec.Cmd
+	path   string // the redis-server executable
+	sock   string
+	dir    string
+	exited chan struct{} // closed when the process has exited
+	err    error         // exit status, valid after exited is closed
+}
+
+// findRedisServer resolves the redis-server executable: an explicit path,
+// then ./redis-server beside the redraft binary, then $PATH.
+func findRedisServer(explicit string) (string, error) {
+	if explicit != "" {
+		if st, err := os.Stat(explicit); err != nil || st.IsDir() {
+			return "", fmt.Errorf("redis-server not found at %q (--redis-server); install it with 'apt-get install redis-server' or pass its path", explicit)
+		}
+		return explicit, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		beside := filepath.Join(filepath.Dir(exe), "redis-server")
+		if st, err := os.Stat(beside); err == nil && !st.IsDir() {
+			return beside, nil
+		}
+	}
+	p, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", errors.New("redis-server not found on PATH; install it (Debian/Ubuntu: 'apt-get install redis-server') or pass --redis-server PATH")
+	}
+	return p, nil
+}
+
+// socketPath picks the child's unix socket: inside the data dir when the
+// path fits the kernel's limit, otherwise a hashed name in the temp dir.
+func socketPath(dir string) string {
+	p := filepath.Join(dir, "redis.sock")
+	if len(p) < 100 {
+		return p
+	}
+	sum := sha1.Sum([]byte(p))
+	return filepath.Join(os.TempDir(), "redraft-"+hex.EncodeToString(sum[:8])+".sock")
+}
+
+// childArgs is the child's configuration: no TCP port, no persistence of its
+// own, no eviction, and DEBUG allowed only over the local socket (for
+// RAFTDIGEST).
+func childArgs(sock, dir string, extra ...string) []string {
+	args := []string{
+		"--port", "0",
+		"--unixsocket", sock,
+		"--unixsocketperm", "700",
+		"--dir", dir,
+		"--dbfilename", "snapshot.rdb",
+		"--save", "",
+		"--appendonly", "no",
+		"--daemonize", "no",
+		"--protected-mode", "no",
+		"--maxmemory", "0",
+		"--maxmemory-policy", "noeviction",
+		"--enable-debug-command", "local",
+		"--logfile", "",
+		"--databases", "16",
+	}
+	return append(args, extra...)
+}
+
+// startChild launches redis-server and waits until it answers PING.
+func startChild(path, dir, sock string, args []string, log *slog.Logger) (*childProcess, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create child dir: %w", err)
+	}
+	_ = os.Remove(sock)
+	c := &childProcess{path: path, sock: sock, dir: dir, exited: make(chan struct{})}
+	started := make(chan error, 1)
+	// The process is started from a goroutine locked to its OS thread, which
+	// stays alive until the child exits: Pdeathsig fires when the creating
+	// thread dies, so the child is killed with this process and never earlier.
+	go func() {
+		runtime.LockOSThread()
+		cmd := exec.Command(path, args...)
+		cmd.Env = append(os.Environ(), "LC_ALL=C")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			started <- err
+			return
+		}
+		cmd.Stderr = cmd.Stdout
+		if err := cmd.Start(); err != nil {
+			started <- fmt.Errorf("start %s: %w", path, err)
+			return
+		}
+		c.cmd = cmd
+		go forwardChildLog(out, log)
+		started <- nil
+		c.err = cmd.Wait()
+		close(c.exited)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	if err := c.waitReady(10 * time.Second); err != nil {
+		c.kill()
+		return nil, err
+	}
+	return c, nil
+}
+
+// waitReady polls the socket until the child answers PING.
+func (c *childProcess) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case <-c.exited:
+			return fmt.Errorf("redis-server exited during start-up: %v", c.err)
+		default:
+		}
+		if conn, err := dialChild(c.sock); err == nil {
+			reply, err := conn.do("PING")
+			conn.Close()
+			if err == nil && string(reply) == "+PONG\r\n" {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return errors.New("redis-server did not answer PING within " + timeout.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kill stops the child at once and waits for it.
+func (c *childProcess) kill() {
+	if c.cmd != nil && c.cmd.Process != nil {
+		_ = c.cmd.Process.Kill()
+	}
+	<-c.exited
+}
+
+// stop asks the child to exit (SIGTERM) and waits up to timeout.
+func (c *childProcess) stop(timeout time.Duration) {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	select {
+	case <-c.exited:
+	case <-ctx.Done():
+		c.kill()
+	}
+	_ = os.Remove(c.sock)
+}
+
+// forwardChildLog routes redis-server's log lines into our logger, mapping
+// its level markers (# warning, * notice, - verbose, . debug).
+func forwardChildLog(r io.Reader, log *slog.Logger) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		level, msg := slog.LevelInfo, line
+		// "pid:R 26 Nov 2026 05:00:00.000 * message"
+		if fields := strings.SplitN(line, " ", 7); len(fields) == 7 {
+			msg = fields[6]
+			switch fields[5] {
+			case "#":
+				level = slog.LevelWarn
+			case "-":
+				level = levelVerbose
+			case ".":
+				level = slog.LevelDebug
+			}
+		}
+		log.Log(context.Background(), level, msg)
+	}
+}
