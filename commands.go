@@ -50,7 +50,7 @@ var policies = map[string]policy{
 	"quit": {kind: kindProxy}, "reset": {kind: kindProxy}, "auth": {kind: kindProxy},
 	"hello": {kind: kindProxy}, "client": {kind: kindProxy},
 	"multi": {kind: kindProxy}, "exec": {kind: kindProxy}, "discard": {kind: kindProxy},
-	"watch":   refusedBecause("WATCH is not supported by redraft yet"),
+	"watch":   {kind: kindProxy},
 	"unwatch": {kind: kindProxy},
 	"info":    {kind: kindProxy},
 	// Deadlines are shifted inside the child; these are answered from it.
@@ -68,43 +68,39 @@ var policies = map[string]policy{
 	"script|load": {kind: kindWrite}, "script|flush": {kind: kindWrite},
 	"eval": {kind: kindWrite}, "evalsha": {kind: kindWrite},
 	// Replication, persistence and cluster management belong to Raft here.
-	"replicaof":        refusedBecause("REPLICAOF is not supported: replication is done by Raft (see RAFTADDPEER)"),
-	"slaveof":          refusedBecause("SLAVEOF is not supported: replication is done by Raft (see RAFTADDPEER)"),
-	"sync":             refusedBecause("SYNC is not supported: replication is done by Raft"),
-	"psync":            refusedBecause("PSYNC is not supported: replication is done by Raft"),
-	"replconf":         refusedBecause("REPLCONF is not supported: replication is done by Raft"),
-	"failover":         refusedBecause("FAILOVER is not supported: leadership is decided by Raft"),
-	"cluster":          refusedBecause("This instance has cluster support disabled"),
-	"readonly":         refusedBecause("This instance has cluster support disabled"),
-	"readwrite":        refusedBecause("This instance has cluster support disabled"),
-	"asking":           refusedBecause("This instance has cluster support disabled"),
-	"debug":            refusedBecause("DEBUG is not supported by redraft"),
-	"shutdown":         refusedBecause("SHUTDOWN is not supported: stop the redraft process instead"),
-	"monitor":          refusedBecause("MONITOR is not supported by redraft"),
-	"migrate":          refusedBecause("MIGRATE is not supported by redraft"),
-	"save":             refusedBecause("SAVE is not supported: durability comes from the Raft log (see RAFTSNAPSHOT)"),
-	"bgsave":           refusedBecause("BGSAVE is not supported: durability comes from the Raft log (see RAFTSNAPSHOT)"),
-	"bgrewriteaof":     refusedBecause("BGREWRITEAOF is not supported: durability comes from the Raft log"),
-	"module":           refusedBecause("MODULE is not supported by redraft"),
-	"acl":              refusedBecause("ACL is not supported by redraft"),
-	"role":             refusedBecause("ROLE is not supported: use RAFTSTATE"),
-	"sort":             {kind: kindWrite}, // may STORE; SORT_RO is the read form
-	"publish":          refusedBecause("Pub/Sub is not supported by redraft yet"),
-	"spublish":         refusedBecause("Pub/Sub is not supported by redraft yet"),
-	"subscribe":        refusedBecause("Pub/Sub is not supported by redraft yet"),
-	"ssubscribe":       refusedBecause("Pub/Sub is not supported by redraft yet"),
-	"psubscribe":       refusedBecause("Pub/Sub is not supported by redraft yet"),
-	"unsubscribe":      refusedBecause("Pub/Sub is not supported by redraft yet"),
-	"punsubscribe":     refusedBecause("Pub/Sub is not supported by redraft yet"),
-	"sunsubscribe":     refusedBecause("Pub/Sub is not supported by redraft yet"),
-	"pubsub":           refusedBecause("Pub/Sub is not supported by redraft yet"),
+	"replicaof":    refusedBecause("REPLICAOF is not supported: replication is done by Raft (see RAFTADDPEER)"),
+	"slaveof":      refusedBecause("SLAVEOF is not supported: replication is done by Raft (see RAFTADDPEER)"),
+	"sync":         refusedBecause("SYNC is not supported: replication is done by Raft"),
+	"psync":        refusedBecause("PSYNC is not supported: replication is done by Raft"),
+	"replconf":     refusedBecause("REPLCONF is not supported: replication is done by Raft"),
+	"failover":     refusedBecause("FAILOVER is not supported: leadership is decided by Raft"),
+	"cluster":      refusedBecause("This instance has cluster support disabled"),
+	"readonly":     refusedBecause("This instance has cluster support disabled"),
+	"readwrite":    refusedBecause("This instance has cluster support disabled"),
+	"asking":       refusedBecause("This instance has cluster support disabled"),
+	"debug":        refusedBecause("DEBUG is not supported by redraft"),
+	"shutdown":     refusedBecause("SHUTDOWN is not supported: stop the redraft process instead"),
+	"monitor":      refusedBecause("MONITOR is not supported by redraft"),
+	"migrate":      refusedBecause("MIGRATE is not supported by redraft"),
+	"save":         refusedBecause("SAVE is not supported: durability comes from the Raft log (see RAFTSNAPSHOT)"),
+	"bgsave":       refusedBecause("BGSAVE is not supported: durability comes from the Raft log (see RAFTSNAPSHOT)"),
+	"bgrewriteaof": refusedBecause("BGREWRITEAOF is not supported: durability comes from the Raft log"),
+	"module":       refusedBecause("MODULE is not supported by redraft"),
+	"acl":          refusedBecause("ACL is not supported by redraft"),
+	"role":         refusedBecause("ROLE is not supported: use RAFTSTATE"),
+	"sort":         {kind: kindWrite}, // may STORE; SORT_RO is the read form
+	// Pub/Sub: PUBLISH is applied on every node, subscriptions are local.
+	"publish": {kind: kindWrite}, "spublish": {kind: kindWrite},
+	"subscribe": {kind: kindProxy}, "psubscribe": {kind: kindProxy}, "ssubscribe": {kind: kindProxy},
+	"unsubscribe": {kind: kindProxy}, "punsubscribe": {kind: kindProxy}, "sunsubscribe": {kind: kindProxy},
+	"pubsub":           {kind: kindLocal},
 	"wait":             refusedBecause("WAIT is not supported by redraft yet: a write is acknowledged once a Raft majority has it"),
 	"waitaof":          refusedBecause("WAITAOF is not supported: durability comes from the Raft log"),
 	"fcall":            refusedBecause("FCALL is not supported by redraft yet"),
 	"fcall_ro":         refusedBecause("FCALL_RO is not supported by redraft yet"),
 	"function":         refusedBecause("FUNCTION is not supported by redraft yet"),
 	"script|debug":     refusedBecause("SCRIPT DEBUG is not supported by redraft"),
-	"config|set":       refusedBecause("CONFIG SET is not supported by redraft yet: configure the nodes at start-up"),
+	"config|set":       {kind: kindWrite}, // only replicatedConfig parameters; see configSetAllowed
 	"config|resetstat": refusedBecause("CONFIG RESETSTAT is not supported by redraft"),
 	"config|rewrite":   refusedBecause("CONFIG REWRITE is not supported by redraft"),
 	"xreadgroup":       {kind: kindWrite},
@@ -139,7 +135,7 @@ func loadCommandTable(c *respConn) (*commandTable, error) {
 	}
 	t := &commandTable{byName: make(map[string]*commandInfo, len(list))}
 	for _, item := range list {
-		info := parseCommandInfo(item, "")
+		info := parseCommandInfo(item, nil)
 		if info != nil {
 			t.byName[info.name] = info
 		}
@@ -147,8 +143,10 @@ func loadCommandTable(c *respConn) (*commandTable, error) {
 	return t, nil
 }
 
-// parseCommandInfo decodes one COMMAND entry (and its subcommands).
-func parseCommandInfo(item any, parent string) *commandInfo {
+// parseCommandInfo decodes one COMMAND entry (and its subcommands). A
+// subcommand without a policy of its own or a write/readonly flag inherits
+// its container's policy.
+func parseCommandInfo(item any, parent *policy) *commandInfo {
 	fields, ok := item.([]any)
 	if !ok || len(fields) < 6 {
 		return nil
@@ -183,14 +181,22 @@ func parseCommandInfo(item any, parent string) *commandInfo {
 		info.kind = kindRefused
 		info.refusal = fmt.Sprintf("ERR command '%s' is not supported by redraft", strings.ReplaceAll(name, "|", " "))
 	}
-	if p, ok := policies[name]; ok {
+	p, hasPolicy := policies[name]
+	if !hasPolicy && parent != nil && !write && !readonly {
+		p, hasPolicy = *parent, true
+	}
+	if hasPolicy {
 		info.kind, info.refusal = p.kind, p.refusal
 	}
 	if len(fields) > 9 {
 		if subs, ok := fields[9].([]any); ok && len(subs) > 0 {
 			info.subs = make(map[string]*commandInfo, len(subs))
 			for _, s := range subs {
-				if sub := parseCommandInfo(s, name); sub != nil {
+				var inherit *policy
+				if hasPolicy {
+					inherit = &p
+				}
+				if sub := parseCommandInfo(s, inherit); sub != nil {
 					info.subs[sub.name] = sub
 				}
 			}
@@ -346,4 +352,39 @@ func numKeysAt(args [][]byte, pos int) [][]byte {
 		return nil
 	}
 	return args[pos+1 : pos+1+n]
+}
+
+// replicatedConfig lists the CONFIG SET parameters (glob patterns) that are
+// safe to apply on every node through the log and are carried in snapshots:
+// they change encodings, notifications and diagnostics, never which data a
+// node holds. Everything else (memory limits, persistence, networking) is a
+// per-node concern and refused.
+var replicatedConfig = []string{
+	"notify-keyspace-events",
+	"hash-max-listpack-entries", "hash-max-listpack-value", "hash-max-ziplist-entries", "hash-max-ziplist-value",
+	"list-max-listpack-size", "list-max-ziplist-size", "list-compress-depth",
+	"set-max-intset-entries", "set-max-listpack-entries", "set-max-listpack-value",
+	"zset-max-listpack-entries", "zset-max-listpack-value", "zset-max-ziplist-entries", "zset-max-ziplist-value",
+	"stream-node-max-bytes", "stream-node-max-entries", "hll-sparse-max-bytes",
+	"slowlog-log-slower-than", "slowlog-max-len", "latency-monitor-threshold",
+	"lfu-log-factor", "lfu-decay-time", "busy-reply-threshold", "lua-time-limit",
+}
+
+// configSetAllowed returns "" when every parameter of CONFIG SET may be
+// replicated, else the first one that may not.
+func configSetAllowed(args [][]byte) string {
+	for i := 2; i < len(args); i += 2 {
+		name := strings.ToLower(string(args[i]))
+		ok := false
+		for _, p := range replicatedConfig {
+			if p == name {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return name
+		}
+	}
+	return ""
 }

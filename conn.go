@@ -28,10 +28,16 @@ func (s *server) single(ctx context.Context, cl *client, info *commandInfo, args
 		return respError("ERR blocking commands are not supported by redraft yet"), false
 	case s.overMemory(info):
 		return respError("OOM command not allowed when used memory > 'maxmemory'."), false
+	case info.name == "config|set":
+		return configSetRefusal(configSetAllowed(args)), false
 	case info.kind == kindLocal:
 		return s.readSteps(ctx, cl.db, []readStep{{args: args}}, false)[0], false
 	}
-	switch info.name {
+	cmdName := info.name
+	if strings.HasPrefix(cmdName, "client|") {
+		cmdName = "client"
+	}
+	switch cmdName {
 	case "ping":
 		if len(args) > 1 {
 			return respBulk(string(args[1])), false
@@ -52,6 +58,7 @@ func (s *server) single(ctx context.Context, cl *client, info *commandInfo, args
 	case "quit":
 		return respOK, true
 	case "reset":
+		s.unwatch(ctx, cl)
 		cl.db, cl.multi, cl.inTx, cl.dirty, cl.name = 0, nil, false, false, ""
 		return respStatus("RESET"), false
 	case "auth":
@@ -74,8 +81,15 @@ func (s *server) single(ctx context.Context, cl *client, info *commandInfo, args
 			return respError("ERR DISCARD without MULTI"), false
 		}
 		cl.inTx, cl.multi, cl.dirty = false, nil, false
+		s.unwatch(ctx, cl)
 		return respOK, false
+	case "watch":
+		if cl.inTx {
+			return respError("ERR WATCH inside MULTI is not allowed"), false
+		}
+		return s.watch(ctx, cl, args[1:]), false
 	case "unwatch":
+		s.unwatch(ctx, cl)
 		return respOK, false
 	case "info":
 		return s.info(ctx, args), false
@@ -90,6 +104,9 @@ func (s *server) single(ctx context.Context, cl *client, info *commandInfo, args
 		return out, false
 	case "client":
 		return s.clientCommand(cl, args), false
+	case "unsubscribe", "punsubscribe", "sunsubscribe":
+		// Not subscribed: Redis answers with a zero count per channel.
+		return unsubscribeReply(info.name, args[1:]), false
 	}
 	return respError(fmt.Sprintf("ERR command '%s' is not supported by redraft", info.name)), false
 }
@@ -334,4 +351,24 @@ func (s *server) peers() []byte {
 		out = append(out, respBulk(state)...)
 	}
 	return out
+}
+
+// unsubscribeReply is Redis's answer to UNSUBSCRIBE outside subscriber mode.
+func unsubscribeReply(name string, channels [][]byte) []byte {
+	if len(channels) == 0 {
+		return append(append(append(respArrayHeader(3), respBulk(name)...), respNullBulk...), respInt(0)...)
+	}
+	var out []byte
+	for _, ch := range channels {
+		out = append(out, respArrayHeader(3)...)
+		out = append(out, respBulk(name)...)
+		out = append(out, respBulk(string(ch))...)
+		out = append(out, respInt(0)...)
+	}
+	return out
+}
+
+// configSetRefusal explains why a CONFIG SET parameter is not replicated.
+func configSetRefusal(param string) []byte {
+	return respError(fmt.Sprintf("ERR CONFIG SET '%s' is not supported by redraft: only parameters that are safe to apply on every node can be set (see README)", param))
 }

@@ -33,6 +33,8 @@ type fsm struct {
 	lastT   atomic.Int64  // time of the last applied entry
 	applied atomic.Uint64 // index of the last applied entry
 
+	watches map[string]*watchEntry // by watch ID; touched only under mu
+
 	scriptsMu sync.RWMutex
 	scripts   map[string]string // SHA1 -> body of every script seen
 
@@ -50,6 +52,7 @@ func newFSM(child *childProcess, tbl *commandTable, log *slog.Logger) (*fsm, err
 		log: log, tbl: tbl, child: child, conn: conn,
 		index:   newExpiryIndex(),
 		scripts: make(map[string]string),
+		watches: make(map[string]*watchEntry),
 		advance: make(chan struct{}),
 	}, nil
 }
@@ -77,6 +80,10 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		case entryCommands:
 			res := &applyResult{replies: make([][]byte, len(e.Cmds))}
 			for j := range e.Cmds {
+				if isWatchCommand(&e.Cmds[j]) {
+					p.addWatchCommand(&e.Cmds[j], e.T, &res.replies[j])
+					continue
+				}
 				st := planCommand(f.tbl, &e.Cmds[j], e.T, l.Index<<12+uint64(j), f.script)
 				p.addStep(&st, e.T, &res.replies[j])
 			}
@@ -207,7 +214,9 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 	if st.flushAll {
 		p.f.forgetScripts()
 	}
-	if st.sub != nil {
+	if st.sub != nil && st.watch != "" {
+		p.addWatchedTransaction(st, st.watch, out)
+	} else if st.sub != nil {
 		p.addTransaction(st, out)
 	} else {
 		mapReply := st.mapReply

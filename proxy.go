@@ -45,6 +45,9 @@ type client struct {
 	multi []command // queued commands while in MULTI
 	inTx  bool
 	dirty bool // a queued command was rejected: EXEC aborts
+	// watching is set while this client has a WATCH in the log, named
+	// watchID(node, id).
+	watching bool
 }
 
 // requestTimeout bounds how long one request may wait on Raft.
@@ -57,7 +60,11 @@ func (s *server) serve(ln *chanListener) error {
 			conn.SetContext(&client{id: s.nextID.Add(1), addr: conn.RemoteAddr()})
 			return true
 		},
-		func(conn redcon.Conn, err error) {})
+		func(conn redcon.Conn, err error) {
+			if cl, ok := conn.Context().(*client); ok && cl.watching {
+				go s.unwatch(context.Background(), cl)
+			}
+		})
 }
 
 // handle processes a command and everything pipelined behind it, in order:
@@ -95,6 +102,10 @@ func (s *server) handle(conn redcon.Conn, first redcon.Command) {
 			}
 			i = j
 		default:
+			if info != nil && subscribeCommands[info.name] && info.arityOK(len(args)) {
+				s.subscribe(conn, cmds[i:])
+				return
+			}
 			reply, closeAfter := s.single(ctx, cl, info, args)
 			conn.WriteRaw(reply)
 			if closeAfter {
@@ -115,6 +126,9 @@ func (s *server) route(info *commandInfo, args [][]byte) commandKind {
 	switch info.kind {
 	case kindWrite:
 		if isBlockingCall(info, args) || s.overMemory(info) {
+			return kindProxy
+		}
+		if info.name == "config|set" && configSetAllowed(args) != "" {
 			return kindProxy
 		}
 	case kindRead:
@@ -398,6 +412,8 @@ func (s *server) queue(cl *client, info *commandInfo, args [][]byte) []byte {
 		reply = respError(fmt.Sprintf("ERR command '%s' cannot be used inside MULTI on redraft", info.name))
 	case s.overMemory(info):
 		reply = respError("OOM command not allowed when used memory > 'maxmemory'.")
+	case info.name == "config|set" && configSetAllowed(args) != "":
+		reply = configSetRefusal(configSetAllowed(args))
 	}
 	if reply != nil {
 		cl.dirty = true
@@ -422,13 +438,21 @@ var queueableProxy = map[string]bool{
 func (s *server) exec(ctx context.Context, cl *client) []byte {
 	queued, dirty := cl.multi, cl.dirty
 	cl.multi, cl.inTx, cl.dirty = nil, false, false
-	if dirty {
-		return respError("EXECABORT Transaction discarded because of previous errors.")
-	}
-	if len(queued) == 0 {
+	if dirty || len(queued) == 0 {
+		if cl.watching {
+			s.unwatch(ctx, cl)
+		}
+		if dirty {
+			return respError("EXECABORT Transaction discarded because of previous errors.")
+		}
 		return respArrayHeader(0)
 	}
-	reply := s.propose(ctx, []command{{DB: queued[0].DB, Args: [][]byte{[]byte("EXEC")}, Sub: queued}})[0]
+	exec := [][]byte{[]byte("EXEC")}
+	if cl.watching {
+		exec = append(exec, []byte(watchID(s.node.id, cl.id)))
+		cl.watching = false
+	}
+	reply := s.propose(ctx, []command{{DB: queued[0].DB, Args: exec, Sub: queued}})[0]
 	if len(reply) > 0 && reply[0] == '*' {
 		for _, c := range queued {
 			if lower(c.Args[0]) == "select" {
@@ -548,4 +572,23 @@ func sortedPairs(m map[string]string) []byte {
 		out = append(out, respBulk(m[k])...)
 	}
 	return out
+}
+
+// watch records keys for this client's WATCH through the log.
+func (s *server) watch(ctx context.Context, cl *client, keys [][]byte) []byte {
+	args := append([][]byte{[]byte(cmdWatch), []byte(watchID(s.node.id, cl.id))}, keys...)
+	reply := s.propose(ctx, []command{{DB: cl.db, Args: args}})[0]
+	if string(reply) == string(respOK) {
+		cl.watching = true
+	}
+	return reply
+}
+
+// unwatch drops this client's WATCH, if any, through the log.
+func (s *server) unwatch(ctx context.Context, cl *client) {
+	if !cl.watching {
+		return
+	}
+	cl.watching = false
+	s.propose(ctx, []command{{DB: cl.db, Args: [][]byte{[]byte(cmdUnwatch), []byte(watchID(s.node.id, cl.id))}}})
 }

@@ -231,26 +231,36 @@ func (n *node) setReady(ready bool) {
 }
 
 // waitLeaderReady waits until this node is a leader that has applied its
-// barrier. It fails fast when another node leads.
+// barrier. It fails fast when another node leads, and waits (within ctx,
+// at most leaderWait) while no leader is known, e.g. during an election.
 func (n *node) waitLeaderReady(ctx context.Context) error {
+	give := time.NewTimer(leaderWait)
+	defer give.Stop()
 	for {
 		if n.raft.State() != raft.Leader {
-			return errNotLeader
+			if addr := n.leaderAddr(); addr != "" && addr != n.id {
+				return errNotLeader
+			}
 		}
 		n.readyMu.Lock()
 		ready, ch := n.isReady, n.ready
 		n.readyMu.Unlock()
-		if ready {
+		if ready && n.raft.State() == raft.Leader {
 			return nil
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
 			return errNotLeader
-		case <-time.After(50 * time.Millisecond):
+		case <-give.C:
+			return errNotLeader
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
+
+// leaderWait bounds how long a request waits for an election to finish.
+const leaderWait = 3 * time.Second
 
 // errNotLeader means the request must go to the leader.
 var errNotLeader = errors.New("not the leader")

@@ -36,6 +36,7 @@ type applyStep struct {
 	script    string              // script body to remember (EVAL, SCRIPT LOAD)
 	flushAll  bool                // SCRIPT FLUSH: forget every script
 	sub       []applyStep         // queued commands of a transaction
+	watch     string              // the transaction's watch ID, if any
 }
 
 // scriptSource looks up a script body by SHA1 (the FSM's script cache).
@@ -47,6 +48,12 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 	st := applyStep{db: c.DB, args: c.Args}
 	if len(c.Sub) > 0 {
 		st.args = [][]byte{[]byte("MULTI")}
+		if len(c.Args) > 1 {
+			st.watch = string(c.Args[1])
+		}
+		if len(c.Args) > 1 {
+			st.watch = string(c.Args[1])
+		}
 		for i := range c.Sub {
 			sub := planCommand(tbl, &c.Sub[i], t, seed+uint64(i)+1, scripts)
 			st.precheck = append(st.precheck, sub.precheck...)
@@ -138,6 +145,10 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 		}
 	case "script|flush":
 		st.flushAll = true
+	case "ttl", "pttl", "expiretime", "pexpiretime":
+		// Inside MULTI: answered from the shifted deadline at time T.
+		st.args = [][]byte{[]byte("EVAL"), []byte(ttlScript), []byte("1"), args[1],
+			[]byte(strconv.FormatInt(t, 10)), []byte(info.name)}
 	}
 	return st
 }
@@ -237,6 +248,19 @@ for i = 1, count, 5000 do
 end
 if single then return out[1] end
 return out`
+
+// ttlScript answers the TTL family from a shifted deadline: ARGV[1] is T,
+// ARGV[2] the command name.
+var ttlScript = `local at = redis.call('PEXPIRETIME', KEYS[1])
+if at < 0 then return at end
+local ms = at - ` + strconv.FormatInt(deadlineShift, 10) + `
+local t = tonumber(ARGV[1])
+local c = ARGV[2]
+if (c == 'ttl' or c == 'pttl') and ms <= t then return -2 end
+if c == 'ttl' then return math.floor((ms - t + 500) / 1000) end
+if c == 'pttl' then return ms - t end
+if c == 'expiretime' then return math.floor(ms / 1000) end
+return ms`
 
 // planSpop replaces SPOP with the deterministic script.
 func (st *applyStep) planSpop(args [][]byte, seed uint64) {

@@ -22,6 +22,8 @@ import (
 //	  recKey:      uvarint(db) bytes(key) bytes(DUMP payload) varint(deadline ms, -1 none)
 //	  recScript:   bytes(body)
 //	  recFunctions bytes(FUNCTION DUMP payload)
+//	  recConfig    bytes(name) bytes(value), one replicated CONFIG parameter
+//	  recWatch     bytes(id) uvarint(created T) byte(dirty) uvarint(n) n×(uvarint(db) bytes(key))
 //	  recEnd:      nothing
 //
 // bytes(x) is uvarint(len) followed by x. Deadlines are absolute and
@@ -33,6 +35,8 @@ const (
 	recKey       byte = 1
 	recScript    byte = 2
 	recFunctions byte = 3
+	recConfig    byte = 4
+	recWatch     byte = 5
 )
 
 // scanBatch is how many keys are read from the frozen copy per round trip.
@@ -46,6 +50,8 @@ type fsmSnapshot struct {
 	applied uint64
 	lastT   int64
 	scripts []string
+	config  [][2]string // replicated CONFIG parameters at the snapshot's index
+	watches []watchRecord
 }
 
 // startSnapshot runs BGSAVE on the apply connection: the fork is the point
@@ -59,7 +65,17 @@ func (f *fsm) startSnapshot() (*fsmSnapshot, error) {
 		s, _ := replyString(raw)
 		return nil, fmt.Errorf("BGSAVE: %s", s)
 	}
+	config, err := f.replicatedConfig()
+	if err != nil {
+		return nil, err
+	}
+	watches, err := f.snapshotWatches()
+	if err != nil {
+		return nil, err
+	}
 	s := &fsmSnapshot{
+		config:  config,
+		watches: watches,
 		f:       f,
 		rdb:     filepath.Join(f.child.dir, "snapshot.rdb"),
 		applied: f.applied.Load(),
@@ -106,6 +122,25 @@ func (s *fsmSnapshot) persist(sink raft.SnapshotSink) error {
 	}
 	defer conn.Close()
 	w := bufio.NewWriterSize(sink, 256<<10)
+	w.WriteString(snapshotMagic)
+	writeUvarint(w, s.applied)
+	writeUvarint(w, uint64(s.lastT))
+	for _, kv := range s.config {
+		w.WriteByte(recConfig)
+		writeBytes(w, []byte(kv[0]))
+		writeBytes(w, []byte(kv[1]))
+	}
+	for _, r := range s.watches {
+		w.WriteByte(recWatch)
+		writeBytes(w, []byte(r.id))
+		writeUvarint(w, uint64(r.createdT))
+		w.WriteByte(byte(boolInt(r.dirty)))
+		writeUvarint(w, uint64(len(r.keys)))
+		for _, k := range r.keys {
+			writeUvarint(w, uint64(k.DB))
+			writeBytes(w, []byte(k.Key))
+		}
+	}
 	if err := writeSnapshot(w, conn, s.applied, s.lastT, s.scripts); err != nil {
 		return err
 	}
@@ -138,12 +173,9 @@ func (s *fsmSnapshot) waitBGSave() error {
 // Release is a no-op: the frozen file is removed by Persist.
 func (s *fsmSnapshot) Release() {}
 
-// writeSnapshot streams the header, scripts, functions and every key of the
-// server behind conn.
+// writeSnapshot streams scripts, functions and every key of the server
+// behind conn, after the header.
 func writeSnapshot(w *bufio.Writer, conn *respConn, applied uint64, lastT int64, scripts []string) error {
-	w.WriteString(snapshotMagic)
-	writeUvarint(w, applied)
-	writeUvarint(w, uint64(lastT))
 	for _, body := range scripts {
 		w.WriteByte(recScript)
 		writeBytes(w, []byte(body))
@@ -241,8 +273,10 @@ func (f *fsm) restoreSnapshot(r io.Reader) (uint64, error) {
 	}
 	f.index.clear(-1)
 	f.forgetScripts()
+	f.closeWatches()
 	p := newPipeline(f)
 	pending := 0
+	var watches []watchRecord
 	for {
 		kind, err := br.ReadByte()
 		if err != nil {
@@ -253,6 +287,11 @@ func (f *fsm) restoreSnapshot(r io.Reader) (uint64, error) {
 			if err := p.run(); err != nil {
 				return 0, err
 			}
+			for _, r := range watches {
+				if err := f.restoreWatch(r); err != nil {
+					return 0, err
+				}
+			}
 			f.lastT.Store(int64(lastT))
 			return applied, nil
 		case recScript:
@@ -261,6 +300,19 @@ func (f *fsm) restoreSnapshot(r io.Reader) (uint64, error) {
 				return 0, err
 			}
 			f.rememberScript(string(body))
+		case recWatch:
+			r, err := readWatchRecord(br)
+			if err != nil {
+				return 0, err
+			}
+			watches = append(watches, r)
+		case recConfig:
+			name, err1 := readBytes(br)
+			value, err2 := readBytes(br)
+			if err := errors.Join(err1, err2); err != nil {
+				return 0, err
+			}
+			p.send(0, [][]byte{[]byte("CONFIG"), []byte("SET"), name, value}, checkOK(f))
 		case recFunctions:
 			payload, err := readBytes(br)
 			if err != nil {
@@ -352,4 +404,60 @@ func readBytes(br *bufio.Reader) ([]byte, error) {
 	b := make([]byte, n)
 	_, err = io.ReadFull(br, b)
 	return b, err
+}
+
+// replicatedConfig reads the current values of the replicated CONFIG
+// parameters from the child.
+func (f *fsm) replicatedConfig() ([][2]string, error) {
+	args := append([]string{"CONFIG", "GET"}, replicatedConfig...)
+	raw, err := f.conn.do(args...)
+	if err != nil {
+		return nil, err
+	}
+	v, err := parseReply(raw)
+	items, ok := v.([]any)
+	if err != nil || !ok {
+		return nil, fmt.Errorf("CONFIG GET: unexpected reply %q", raw)
+	}
+	out := make([][2]string, 0, len(items)/2)
+	for i := 0; i+1 < len(items); i += 2 {
+		out = append(out, [2]string{asString(items[i]), asString(items[i+1])})
+	}
+	return out, nil
+}
+
+// readWatchRecord reads the body of a recWatch record.
+func readWatchRecord(br *bufio.Reader) (watchRecord, error) {
+	var r watchRecord
+	id, err := readBytes(br)
+	if err != nil {
+		return r, err
+	}
+	r.id = string(id)
+	created, err := binary.ReadUvarint(br)
+	if err != nil {
+		return r, err
+	}
+	r.createdT = int64(created)
+	dirty, err := br.ReadByte()
+	if err != nil {
+		return r, err
+	}
+	r.dirty = dirty == 1
+	n, err := binary.ReadUvarint(br)
+	if err != nil || n > maxRecordBytes {
+		return r, fmt.Errorf("watch record: %v", err)
+	}
+	for i := uint64(0); i < n; i++ {
+		db, err := binary.ReadUvarint(br)
+		if err != nil {
+			return r, err
+		}
+		key, err := readBytes(br)
+		if err != nil {
+			return r, err
+		}
+		r.keys = append(r.keys, dbKey{int(db), string(key)})
+	}
+	return r, nil
 }
