@@ -24,8 +24,6 @@ func (s *server) single(ctx context.Context, cl *client, info *commandInfo, args
 		return respError(info.arityError()), false
 	case info.kind == kindRefused:
 		return respError(info.refusal), false
-	case isBlockingCall(info, args):
-		return respError("ERR blocking commands are not supported by redraft yet"), false
 	case s.overMemory(info):
 		return respError("OOM command not allowed when used memory > 'maxmemory'."), false
 	case info.name == "config|set":

@@ -40,6 +40,16 @@ type fsm struct {
 
 	waitMu  sync.Mutex
 	advance chan struct{} // closed and replaced whenever applied grows
+
+	// wantTouches and touched tell blocked clients which keys writes
+	// touched; set once at start-up.
+	wantTouches func() bool
+	touched     func([]dbKey)
+}
+
+// setTouchHook registers the blocked-clients notifier.
+func (f *fsm) setTouchHook(want func() bool, touched func([]dbKey)) {
+	f.wantTouches, f.touched = want, touched
 }
 
 // newFSM opens the apply connection to the child.
@@ -180,6 +190,8 @@ func (f *fsm) digest(c *respConn) (uint64, string, error) {
 type pipeline struct {
 	f        *fsm
 	handlers []func([]byte)
+	// touchedKeys collects written keys for blocked clients.
+	touchedKeys []dbKey
 	// unknown holds keys whose deadline was changed earlier in this pipeline
 	// and is not read back yet; dbs marks databases swapped in it. Both force
 	// a check inside the child, so the outcome never depends on how entries
@@ -204,6 +216,9 @@ func (p *pipeline) send(db int, args [][]byte, h func([]byte)) {
 // the client's reply lands in *out.
 func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 	p.addCondDel(p.dueKeys(st.precheck, t), t)
+	if p.f.wantTouches != nil && p.f.wantTouches() {
+		p.touchedKeys = append(p.touchedKeys, st.precheck...)
+	}
 	if st.reply != nil {
 		*out = st.reply
 		return
@@ -366,6 +381,10 @@ func (p *pipeline) run() error {
 	}
 	p.handlers = p.handlers[:0]
 	clear(p.unknown)
+	if len(p.touchedKeys) > 0 {
+		p.f.touched(p.touchedKeys)
+		p.touchedKeys = nil
+	}
 	return nil
 }
 

@@ -205,6 +205,8 @@ func run(cfg *config, log *slog.Logger) error {
 	}
 	s.proposer = newProposer(n, f)
 	s.reads = &readIndexer{node: n, fsm: f}
+	s.waiters = newWaiterSet()
+	f.setTouchHook(s.waiters.active, s.waiters.touched)
 	go s.proposer.run(stop)
 	go s.expireLoop(stop)
 	if maxMemory > 0 {

@@ -30,6 +30,7 @@ type server struct {
 	pool     *connPool
 	proposer *proposer
 	reads    *readIndexer
+	waiters  *waiterSet
 
 	sweepMu   sync.Mutex
 	nextID    atomic.Int64
@@ -48,6 +49,9 @@ type client struct {
 	// watching is set while this client has a WATCH in the log, named
 	// watchID(node, id).
 	watching bool
+	// gone is set once the connection is served by the proxy's own loop
+	// (after a blocking command) and closes when the client leaves.
+	gone <-chan struct{}
 }
 
 // requestTimeout bounds how long one request may wait on Raft.
@@ -67,11 +71,20 @@ func (s *server) serve(ln *chanListener) error {
 		})
 }
 
-// handle processes a command and everything pipelined behind it, in order:
-// runs of writes become one proposal, runs of reads one child round trip.
+// handle processes a command and everything pipelined behind it.
 func (s *server) handle(conn redcon.Conn, first redcon.Command) {
 	cl := conn.Context().(*client)
 	cmds := append([]redcon.Command{first}, conn.ReadPipeline()...)
+	if s.process(conn, cl, cmds) {
+		conn.Close()
+	}
+}
+
+// process runs cmds in order: runs of writes become one proposal, runs of
+// reads one child round trip. It returns true when the connection must be
+// closed (QUIT). It may hand the connection over to the Pub/Sub relay or to
+// the blocking-command loop, which then own the remaining commands.
+func (s *server) process(conn redcon.Conn, cl *client, cmds []redcon.Command) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	for i := 0; i < len(cmds); {
@@ -82,39 +95,43 @@ func (s *server) handle(conn redcon.Conn, first redcon.Command) {
 			i++
 			continue
 		}
-		switch s.route(info, args) {
-		case kindWrite:
+		kind := s.route(info, args)
+		switch {
+		case kind == kindWrite || kind == kindRead:
 			j := i + 1
-			for j < len(cmds) && s.route(s.tbl.lookup(cmds[j].Args), cmds[j].Args) == kindWrite {
+			for j < len(cmds) && s.route(s.tbl.lookup(cmds[j].Args), cmds[j].Args) == kind {
 				j++
 			}
-			for _, r := range s.write(ctx, cl, cmds[i:j]) {
+			var replies [][]byte
+			if kind == kindWrite {
+				replies = s.write(ctx, cl, cmds[i:j])
+			} else {
+				replies = s.read(ctx, cl, cmds[i:j])
+			}
+			for _, r := range replies {
 				conn.WriteRaw(r)
 			}
 			i = j
-		case kindRead:
-			j := i + 1
-			for j < len(cmds) && s.route(s.tbl.lookup(cmds[j].Args), cmds[j].Args) == kindRead {
-				j++
+		case info != nil && subscribeCommands[info.name] && info.arityOK(len(args)) && cl.gone == nil:
+			s.subscribe(conn, cmds[i:])
+			return false
+		case info != nil && info.arityOK(len(args)) && isBlockingCall(info, args) && info.kind != kindRefused:
+			if cl.gone == nil {
+				s.detachForBlocking(conn, cmds[i:])
+				return false
 			}
-			for _, r := range s.read(ctx, cl, cmds[i:j]) {
-				conn.WriteRaw(r)
-			}
-			i = j
+			conn.WriteRaw(s.block(cl, info, args, cl.gone))
+			i++
 		default:
-			if info != nil && subscribeCommands[info.name] && info.arityOK(len(args)) {
-				s.subscribe(conn, cmds[i:])
-				return
-			}
 			reply, closeAfter := s.single(ctx, cl, info, args)
 			conn.WriteRaw(reply)
 			if closeAfter {
-				conn.Close()
-				return
+				return true
 			}
 			i++
 		}
 	}
+	return false
 }
 
 // route classifies one invocation; validation failures are kindProxy so that
@@ -406,8 +423,9 @@ func (s *server) queue(cl *client, info *commandInfo, args [][]byte) []byte {
 		reply = respError(info.arityError())
 	case info.kind == kindRefused:
 		reply = respError(info.refusal)
-	case isBlockingCall(info, args) && !strings.HasPrefix(info.name, "x"):
-		// Redis runs blocking commands in MULTI as non-blocking ones.
+	case isBlockingCall(info, args):
+		// Redis runs blocking commands in MULTI as non-blocking ones, and
+		// so does the child.
 	case raftCommands[info.name] || (info.kind == kindProxy && !queueableProxy[info.name]):
 		reply = respError(fmt.Sprintf("ERR command '%s' cannot be used inside MULTI on redraft", info.name))
 	case s.overMemory(info):
