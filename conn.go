@@ -102,6 +102,8 @@ func (s *server) single(ctx context.Context, cl *client, info *commandInfo, args
 		return out, false
 	case "client":
 		return s.clientCommand(cl, args), false
+	case "function|list":
+		return s.readSteps(ctx, cl.db, []readStep{{args: args, mapReply: stripPreludeFromList}}, false)[0], false
 	case "unsubscribe", "punsubscribe", "sunsubscribe":
 		// Not subscribed: Redis answers with a zero count per channel.
 		return unsubscribeReply(info.name, args[1:]), false

@@ -243,6 +243,9 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 		})
 	}
 	p.addIndexEffect(st)
+	if st.reprelude {
+		p.addPreludeToLibraries()
+	}
 	for _, k := range st.readBack {
 		p.unknown[k] = true
 		k := k

@@ -195,16 +195,19 @@ func (s *server) propose(ctx context.Context, cmds []command) [][]byte {
 // --consistency check.
 func (s *server) read(ctx context.Context, cl *client, run []redcon.Command) [][]byte {
 	steps := make([]readStep, len(run))
+	now := nowMS()
 	for i, c := range run {
-		steps[i] = readStep{args: c.Args}
+		steps[i] = planRead(s.tbl.lookup(c.Args), c.Args, now, s.fsm.script)
 	}
 	return s.readSteps(ctx, cl.db, steps, true)
 }
 
-// readStep is one command for the child, with an optional reply rewrite.
+// readStep is one command for the child, with an optional reply rewrite;
+// a step with a reply set is answered without the child.
 type readStep struct {
 	args     [][]byte
 	mapReply func([]byte) []byte
+	reply    []byte
 }
 
 // readSteps checks consistency (when checked), makes sure nothing past its
@@ -242,7 +245,9 @@ func (s *server) readSteps(ctx context.Context, db int, steps []readStep, checke
 func runOnConn(c *respConn, db int, steps []readStep) ([][]byte, error) {
 	selected := c.selectDB(db)
 	for _, st := range steps {
-		c.send(st.args)
+		if st.reply == nil {
+			c.send(st.args)
+		}
 	}
 	if err := c.flush(); err != nil {
 		return nil, err
@@ -254,6 +259,10 @@ func runOnConn(c *respConn, db int, steps []readStep) ([][]byte, error) {
 	}
 	out := make([][]byte, len(steps))
 	for i, st := range steps {
+		if st.reply != nil {
+			out[i] = st.reply
+			continue
+		}
 		raw, err := c.readReply()
 		if err != nil {
 			return nil, err

@@ -37,6 +37,7 @@ type applyStep struct {
 	flushAll  bool                // SCRIPT FLUSH: forget every script
 	sub       []applyStep         // queued commands of a transaction
 	watch     string              // the transaction's watch ID, if any
+	reprelude bool                // FUNCTION RESTORE: add the prelude to loaded libraries
 }
 
 // scriptSource looks up a script body by SHA1 (the FSM's script cache).
@@ -145,6 +146,13 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 		}
 	case "script|flush":
 		st.flushAll = true
+	case "fcall":
+		st.args = append(append([][]byte(nil), args...), []byte(strconv.FormatInt(t, 10)))
+		st.readBack = keysOf(numKeysAt(args, 2))
+	case "function|load":
+		st.args = replaceArgs(args, len(args)-1, libraryWithPrelude(string(args[len(args)-1])), -1, "")
+	case "function|restore":
+		st.reprelude = true
 	case "ttl", "pttl", "expiretime", "pexpiretime":
 		// Inside MULTI: answered from the shifted deadline at time T.
 		st.args = [][]byte{[]byte("EVAL"), []byte(ttlScript), []byte("1"), args[1],
@@ -306,8 +314,13 @@ func evalArgs(body string, rest [][]byte, t int64) [][]byte {
 // arguments become absolute shifted deadlines computed from T, TIME answers
 // T, and TTL reads are shifted back. It is one line, so error line numbers in
 // the user's script do not move. T arrives as the last ARGV and is removed.
-var scriptPrelude = strings.Join([]string{
-	`local __r = redis; local __T = tonumber(ARGV[#ARGV]); ARGV[#ARGV] = nil; local __D = ` + strconv.FormatInt(deadlineShift, 10) + `;`,
+var scriptPrelude = `local __r = redis; local __T = tonumber(ARGV[#ARGV]); ARGV[#ARGV] = nil; local __D = ` + strconv.FormatInt(deadlineShift, 10) + `; ` +
+	strings.Join(scriptHelpers, " ") + ` ` +
+	`local redis = setmetatable({call = function(...) return __call(__r.call, ...) end, pcall = function(...) return __call(__r.pcall, ...) end}, {__index = __r});`
+
+// scriptHelpers are the Lua functions shared by the script and library
+// preludes; they read __r (the real redis table), __T and __D.
+var scriptHelpers = []string{
 	`local function __n(v) local x = tonumber(v); if x and x == math.floor(x) and x > 0 then return x end return nil end;`,
 	`local function __at(ms) return string.format('%.0f', ms + __D) end;`,
 	`local function __fix(a) local c = string.lower(tostring(a[1]));`,
@@ -315,14 +328,13 @@ var scriptPrelude = strings.Join([]string{
 	`elseif c == 'set' or c == 'getex' then local from = (c == 'set') and 4 or 3; for i = from, #a - 1 do local o = string.lower(tostring(a[i])); local v = __n(a[i + 1]); if v and (o == 'ex' or o == 'px' or o == 'exat' or o == 'pxat') then local ms = v; if o == 'ex' then ms = __T + v * 1000 elseif o == 'px' then ms = __T + v elseif o == 'exat' then ms = v * 1000 end; a[i] = 'PXAT'; a[i + 1] = __at(ms); break end end;`,
 	`elseif c == 'setex' or c == 'psetex' then local v = __n(a[3]); if v then local ms = (c == 'setex') and (__T + v * 1000) or (__T + v); a = {'SET', a[2], a[4], 'PXAT', __at(ms)} end;`,
 	`end; return a end;`,
-	`local function __ttl(c, k) local at = __r.call('PEXPIRETIME', k); if at < 0 then return at end; local ms = at - __D; if ms <= __T then return -2 end;`,
+	`local function __ttl(c, k) local at = __r.call('PEXPIRETIME', k); if at < 0 then return at end; local ms = at - __D; if ms <= __T and (c == 'ttl' or c == 'pttl') then return -2 end;`,
 	`if c == 'ttl' then return math.floor((ms - __T + 500) / 1000) elseif c == 'pttl' then return ms - __T elseif c == 'expiretime' then return math.floor(ms / 1000) end; return ms end;`,
 	`local function __call(f, ...) local a = {...}; local c = string.lower(tostring(a[1]));`,
 	`if c == 'time' then return {tostring(math.floor(__T / 1000)), tostring((__T % 1000) * 1000)} end;`,
 	`if (c == 'ttl' or c == 'pttl' or c == 'expiretime' or c == 'pexpiretime') and #a == 2 then return __ttl(c, a[2]) end;`,
 	`return f(unpack(__fix(a))) end;`,
-	`local redis = setmetatable({call = function(...) return __call(__r.call, ...) end, pcall = function(...) return __call(__r.pcall, ...) end}, {__index = __r});`,
-}, " ")
+}
 
 // scriptWithPrelude inserts the prelude, after a shebang line if present.
 func scriptWithPrelude(body string) string {
@@ -394,4 +406,26 @@ func xaddIDPos(args [][]byte) int {
 		}
 	}
 	return -1
+}
+
+// planRead rewrites a read that runs a script or function so that it gets
+// the prelude and the time now (TTL reads inside it answer as Redis would).
+func planRead(info *commandInfo, args [][]byte, now int64, scripts scriptSource) readStep {
+	switch info.name {
+	case "eval_ro", "evalsha_ro":
+		body := string(args[1])
+		if info.name == "evalsha_ro" {
+			b, ok := scripts(strings.ToLower(body))
+			if !ok {
+				return readStep{reply: respError("NOSCRIPT No matching script. Please use EVAL.")}
+			}
+			body = b
+		}
+		out := evalArgs(body, args[2:], now)
+		out[0] = []byte("EVAL_RO")
+		return readStep{args: out}
+	case "fcall_ro":
+		return readStep{args: append(append([][]byte(nil), args...), []byte(strconv.FormatInt(now, 10)))}
+	}
+	return readStep{args: args}
 }
