@@ -325,9 +325,7 @@ func (s *server) detachForBlocking(conn redcon.Conn, pending []redcon.Command) {
 			if len(queue) == 0 {
 				c, ok := <-cmds
 				if !ok {
-					if cl.watching {
-						s.unwatch(context.Background(), cl)
-					}
+					s.closeClient(cl)
 					return
 				}
 				queue = []redcon.Command{c}

@@ -39,6 +39,7 @@ type config struct {
 	trailingLogs      uint64
 	snapshotInterval  time.Duration
 	maxMemory         string
+	followerProxy     bool
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -58,6 +59,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.Uint64Var(&c.trailingLogs, "trailing-logs", 10240, "log entries kept after a snapshot for slow followers")
 	fs.DurationVar(&c.snapshotInterval, "snapshot-interval", 2*time.Minute, "how often to check whether a snapshot is due")
 	fs.StringVar(&c.maxMemory, "maxmemory", "0", "refuse writes that grow memory (-OOM) above this many bytes (e.g. 512mb); 0 for no limit")
+	fs.BoolVar(&c.followerProxy, "follower-proxy", false, "followers relay writes (and reads they may not serve) to the leader instead of answering -TRY")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -200,7 +202,7 @@ func run(cfg *config, log *slog.Logger) error {
 	stop := make(chan struct{})
 	defer close(stop)
 	s := &server{
-		node: n, fsm: f, tbl: tbl, child: child, consistency: cfg.consistency,
+		node: n, fsm: f, tbl: tbl, child: child, consistency: cfg.consistency, followerProxy: cfg.followerProxy,
 		maxMemory: maxMemory, log: log, pool: newConnPool(sock, 256),
 	}
 	s.proposer = newProposer(n, f)

@@ -19,13 +19,14 @@ import (
 // server is the RESP front end: it classifies each command and sends it to
 // the log, to a child connection, or answers it itself.
 type server struct {
-	node        *node
-	fsm         *fsm
-	tbl         *commandTable
-	child       *childProcess
-	consistency string
-	maxMemory   int64
-	log         *slog.Logger
+	node          *node
+	fsm           *fsm
+	tbl           *commandTable
+	child         *childProcess
+	consistency   string
+	followerProxy bool
+	maxMemory     int64
+	log           *slog.Logger
 
 	pool     *connPool
 	proposer *proposer
@@ -52,6 +53,9 @@ type client struct {
 	// gone is set once the connection is served by the proxy's own loop
 	// (after a blocking command) and closes when the client leaves.
 	gone <-chan struct{}
+	// fwd is this client's relay connection to the leader (--follower-proxy).
+	fwd     *respConn
+	fwdAddr string
 }
 
 // requestTimeout bounds how long one request may wait on Raft.
@@ -65,8 +69,8 @@ func (s *server) serve(ln *chanListener) error {
 			return true
 		},
 		func(conn redcon.Conn, err error) {
-			if cl, ok := conn.Context().(*client); ok && cl.watching {
-				go s.unwatch(context.Background(), cl)
+			if cl, ok := conn.Context().(*client); ok {
+				s.closeClient(cl)
 			}
 		})
 }
@@ -163,6 +167,9 @@ func (s *server) write(ctx context.Context, cl *client, run []redcon.Command) []
 	for i, c := range run {
 		cmds[i] = command{DB: cl.db, Args: c.Args}
 	}
+	if s.shouldForward() {
+		return s.forward(cl, argsOf(cmds), 0)
+	}
 	return s.propose(ctx, cmds)
 }
 
@@ -194,6 +201,13 @@ func (s *server) propose(ctx context.Context, cmds []command) [][]byte {
 // read serves a run of read commands from a child connection after the
 // --consistency check.
 func (s *server) read(ctx context.Context, cl *client, run []redcon.Command) [][]byte {
+	if s.consistency != "low" && s.shouldForward() {
+		args := make([][][]byte, len(run))
+		for i, c := range run {
+			args[i] = c.Args
+		}
+		return s.forward(cl, args, 0)
+	}
 	steps := make([]readStep, len(run))
 	now := nowMS()
 	for i, c := range run {
@@ -474,6 +488,11 @@ func (s *server) exec(ctx context.Context, cl *client) []byte {
 		}
 		return respArrayHeader(0)
 	}
+	if s.shouldForward() {
+		tx := append([][][]byte{{[]byte("MULTI")}}, argsOf(queued)...)
+		tx = append(tx, [][]byte{[]byte("EXEC")})
+		return s.forward(cl, tx, len(queued)+1)[0]
+	}
 	exec := [][]byte{[]byte("EXEC")}
 	if cl.watching {
 		exec = append(exec, []byte(watchID(s.node.id, cl.id)))
@@ -603,6 +622,9 @@ func sortedPairs(m map[string]string) []byte {
 
 // watch records keys for this client's WATCH through the log.
 func (s *server) watch(ctx context.Context, cl *client, keys [][]byte) []byte {
+	if s.shouldForward() {
+		return s.forward(cl, [][][]byte{append([][]byte{[]byte("WATCH")}, keys...)}, 0)[0]
+	}
 	args := append([][]byte{[]byte(cmdWatch), []byte(watchID(s.node.id, cl.id))}, keys...)
 	reply := s.propose(ctx, []command{{DB: cl.db, Args: args}})[0]
 	if string(reply) == string(respOK) {
@@ -613,9 +635,23 @@ func (s *server) watch(ctx context.Context, cl *client, keys [][]byte) []byte {
 
 // unwatch drops this client's WATCH, if any, through the log.
 func (s *server) unwatch(ctx context.Context, cl *client) {
+	if cl.fwd != nil {
+		s.forward(cl, [][][]byte{{[]byte("UNWATCH")}}, 0)
+	}
 	if !cl.watching {
 		return
 	}
 	cl.watching = false
 	s.propose(ctx, []command{{DB: cl.db, Args: [][]byte{[]byte(cmdUnwatch), []byte(watchID(s.node.id, cl.id))}}})
+}
+
+// closeClient releases what a departing client held.
+func (s *server) closeClient(cl *client) {
+	if cl.fwd != nil {
+		cl.fwd.Close()
+		cl.fwd = nil
+	}
+	if cl.watching {
+		go s.unwatch(context.Background(), cl)
+	}
 }
