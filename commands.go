@@ -94,7 +94,7 @@ var policies = map[string]policy{
 	"subscribe": {kind: kindProxy}, "psubscribe": {kind: kindProxy}, "ssubscribe": {kind: kindProxy},
 	"unsubscribe": {kind: kindProxy}, "punsubscribe": {kind: kindProxy}, "sunsubscribe": {kind: kindProxy},
 	"pubsub":        {kind: kindLocal},
-	"wait":          refusedBecause("WAIT is not supported by redraft yet: a write is acknowledged once a Raft majority has it"),
+	"wait":          {kind: kindProxy},
 	"waitaof":       refusedBecause("WAITAOF is not supported: durability comes from the Raft log"),
 	"fcall":         {kind: kindWrite},
 	"function":      {kind: kindLocal},

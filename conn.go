@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -57,7 +58,8 @@ func (s *server) single(ctx context.Context, cl *client, info *commandInfo, args
 		return respOK, true
 	case "reset":
 		s.unwatch(ctx, cl)
-		cl.db, cl.multi, cl.inTx, cl.dirty, cl.name = 0, nil, false, false, ""
+		cl.db, cl.multi, cl.inTx, cl.dirty = 0, nil, false, false
+		cl.setName("")
 		return respStatus("RESET"), false
 	case "auth":
 		return respError("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"), false
@@ -102,6 +104,8 @@ func (s *server) single(ctx context.Context, cl *client, info *commandInfo, args
 		return out, false
 	case "client":
 		return s.clientCommand(cl, args), false
+	case "wait":
+		return s.wait(ctx, args), false
 	case "function|list":
 		return s.readSteps(ctx, cl.db, []readStep{{args: args, mapReply: stripPreludeFromList}}, false)[0], false
 	case "unsubscribe", "punsubscribe", "sunsubscribe":
@@ -166,7 +170,7 @@ func (s *server) hello(cl *client, args [][]byte) []byte {
 				return respError("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 			case "setname":
 				if i+1 < len(args) {
-					cl.name = string(args[i+1])
+					cl.setName(string(args[i+1]))
 					i++
 				}
 			}
@@ -198,7 +202,7 @@ func (s *server) hello(cl *client, args [][]byte) []byte {
 	return append(out, respArrayHeader(0)...)
 }
 
-// clientCommand handles CLIENT for this connection.
+// clientCommand handles CLIENT for this node's connections.
 func (s *server) clientCommand(cl *client, args [][]byte) []byte {
 	sub := strings.ToLower(string(args[1]))
 	switch sub {
@@ -209,30 +213,109 @@ func (s *server) clientCommand(cl *client, args [][]byte) []byte {
 		if strings.ContainsAny(string(args[2]), " \n") {
 			return respError("ERR Client names cannot contain spaces, newlines or special characters.")
 		}
-		cl.name = string(args[2])
+		cl.setName(string(args[2]))
 		return respOK
 	case "getname":
-		if cl.name == "" {
-			return respNullBulk
+		if name := cl.getName(); name != "" {
+			return respBulk(name)
 		}
-		return respBulk(cl.name)
+		return respNullBulk
 	case "id":
 		return respInt(cl.id)
-	case "setinfo":
+	case "setinfo", "reply", "no-evict", "no-touch":
 		return respOK
 	case "info":
-		return respBulk(clientLine(cl) + "\n")
+		return respBulk(clientLine(cl, cl.db) + "\n")
 	case "list":
-		return respBulk(clientLine(cl) + "\n")
-	case "reply":
-		return respOK
+		var b strings.Builder
+		s.clients.Range(func(_, v any) bool {
+			other := v.(*client)
+			db := -1
+			if other == cl {
+				db = cl.db
+			}
+			b.WriteString(clientLine(other, db) + "\n")
+			return true
+		})
+		return respBulk(b.String())
+	case "kill":
+		return s.clientKill(cl, args[2:])
 	}
 	return respError(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try CLIENT HELP.", args[1]))
 }
 
-// clientLine renders a CLIENT LIST line for cl.
-func clientLine(cl *client) string {
-	return fmt.Sprintf("id=%d addr=%s name=%s db=%d multi=%d cmd=client", cl.id, cl.addr, cl.name, cl.db, map[bool]int{true: len(cl.multi), false: -1}[cl.inTx])
+// clientKill closes this node's connections matching CLIENT KILL's filters
+// (the old "addr" form, or ID, ADDR and SKIPME pairs).
+func (s *server) clientKill(self *client, args [][]byte) []byte {
+	if len(args) == 1 {
+		killed := s.killClients(self, func(c *client) bool { return c.addr == string(args[0]) }, false)
+		if killed == 0 {
+			return respError("ERR No such client")
+		}
+		return respOK
+	}
+	if len(args) == 0 || len(args)%2 != 0 {
+		return respError("ERR syntax error")
+	}
+	var filters []func(*client) bool
+	skipMe := true
+	for i := 0; i < len(args); i += 2 {
+		v := string(args[i+1])
+		switch strings.ToLower(string(args[i])) {
+		case "id":
+			id, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return respError("ERR client-id should be greater than 0")
+			}
+			filters = append(filters, func(c *client) bool { return c.id == id })
+		case "addr":
+			filters = append(filters, func(c *client) bool { return c.addr == v })
+		case "skipme":
+			skipMe = strings.EqualFold(v, "yes")
+		default:
+			return respError("ERR syntax error")
+		}
+	}
+	match := func(c *client) bool {
+		for _, f := range filters {
+			if !f(c) {
+				return false
+			}
+		}
+		return true
+	}
+	return respInt(int64(s.killClients(self, match, skipMe)))
+}
+
+// killClients closes every matching connection and counts them.
+func (s *server) killClients(self *client, match func(*client) bool, skipMe bool) int {
+	n := 0
+	s.clients.Range(func(_, v any) bool {
+		c := v.(*client)
+		if (c != self || !skipMe) && match(c) {
+			c.conn.Close()
+			n++
+		}
+		return true
+	})
+	return n
+}
+
+func (c *client) setName(name string) {
+	c.nameMu.Lock()
+	c.name = name
+	c.nameMu.Unlock()
+}
+
+func (c *client) getName() string {
+	c.nameMu.Lock()
+	defer c.nameMu.Unlock()
+	return c.name
+}
+
+// clientLine renders a CLIENT LIST line (db < 0: not known here).
+func clientLine(cl *client, db int) string {
+	return fmt.Sprintf("id=%d addr=%s laddr= fd=0 name=%s db=%d cmd=client", cl.id, cl.addr, cl.getName(), db)
 }
 
 // info answers INFO from the local child, with a Raft section added.
@@ -371,4 +454,42 @@ func unsubscribeReply(name string, channels [][]byte) []byte {
 // configSetRefusal explains why a CONFIG SET parameter is not replicated.
 func configSetRefusal(param string) []byte {
 	return respError(fmt.Sprintf("ERR CONFIG SET '%s' is not supported by redraft: only parameters that are safe to apply on every node can be set (see README)", param))
+}
+
+// wait answers WAIT: a write is acknowledged only once a Raft majority holds
+// it, so the replicas known to hold the connection's writes are a majority
+// less this node. WAIT returns that number without blocking longer than its
+// timeout (at once for timeout 0: more cannot be promised).
+func (s *server) wait(ctx context.Context, args [][]byte) []byte {
+	want, err1 := strconv.ParseInt(string(args[1]), 10, 64)
+	timeout, err2 := strconv.ParseInt(string(args[2]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return respError("ERR value is not an integer or out of range")
+	}
+	if timeout < 0 {
+		return respError("ERR timeout is negative")
+	}
+	if s.node.raft.State() != raft.Leader {
+		return s.node.notLeaderError()
+	}
+	fut := s.node.raft.GetConfiguration()
+	if err := fut.Error(); err != nil {
+		return respError("ERR " + err.Error())
+	}
+	voters := 0
+	for _, srv := range fut.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	have := int64(voters / 2)
+	if have < want && timeout > 0 {
+		t := time.NewTimer(time.Duration(timeout) * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	return respInt(have)
 }

@@ -33,20 +33,25 @@ type server struct {
 	reads    *readIndexer
 	waiters  *waiterSet
 
+	clients   sync.Map // id -> *client, for CLIENT LIST and KILL
 	sweepMu   sync.Mutex
 	nextID    atomic.Int64
 	usedBytes atomic.Int64 // child's used_memory, refreshed when maxMemory > 0
 }
 
-// client is the per-connection state kept by the proxy.
+// client is the per-connection state kept by the proxy. Only the
+// connection's own goroutine touches it, except name (under nameMu) and
+// conn, which CLIENT LIST and CLIENT KILL read from other connections.
 type client struct {
-	id    int64
-	addr  string
-	db    int
-	name  string
-	multi []command // queued commands while in MULTI
-	inTx  bool
-	dirty bool // a queued command was rejected: EXEC aborts
+	id     int64
+	addr   string
+	db     int
+	nameMu sync.Mutex
+	name   string
+	conn   redcon.Conn
+	multi  []command // queued commands while in MULTI
+	inTx   bool
+	dirty  bool // a queued command was rejected: EXEC aborts
 	// watching is set while this client has a WATCH in the log, named
 	// watchID(node, id).
 	watching bool
@@ -65,7 +70,9 @@ const requestTimeout = 10 * time.Second
 func (s *server) serve(ln *chanListener) error {
 	return redcon.Serve(ln, s.handle,
 		func(conn redcon.Conn) bool {
-			conn.SetContext(&client{id: s.nextID.Add(1), addr: conn.RemoteAddr()})
+			cl := &client{id: s.nextID.Add(1), addr: conn.RemoteAddr(), conn: conn}
+			conn.SetContext(cl)
+			s.clients.Store(cl.id, cl)
 			return true
 		},
 		func(conn redcon.Conn, err error) {
@@ -647,6 +654,7 @@ func (s *server) unwatch(ctx context.Context, cl *client) {
 
 // closeClient releases what a departing client held.
 func (s *server) closeClient(cl *client) {
+	s.clients.Delete(cl.id)
 	if cl.fwd != nil {
 		cl.fwd.Close()
 		cl.fwd = nil
