@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // served only with -pprof
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -40,6 +42,7 @@ type config struct {
 	snapshotInterval  time.Duration
 	maxMemory         string
 	followerProxy     bool
+	pprof             string
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -60,6 +63,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.snapshotInterval, "snapshot-interval", 2*time.Minute, "how often to check whether a snapshot is due")
 	fs.StringVar(&c.maxMemory, "maxmemory", "0", "refuse writes that grow memory (-OOM) above this many bytes (e.g. 512mb); 0 for no limit")
 	fs.BoolVar(&c.followerProxy, "follower-proxy", false, "followers relay writes (and reads they may not serve) to the leader instead of answering -TRY")
+	fs.StringVar(&c.pprof, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off by default")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -144,6 +148,9 @@ func run(cfg *config, log *slog.Logger) error {
 	maxMemory, err := parseBytes(cfg.maxMemory)
 	if err != nil {
 		return fmt.Errorf("-maxmemory: %w", err)
+	}
+	if cfg.pprof != "" {
+		go func() { log.Warn("pprof stopped", "err", http.ListenAndServe(cfg.pprof, nil)) }()
 	}
 	redisPath, err := findRedisServer(cfg.redisServer)
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 const (
 	maxBatchCommands = 1024
 	maxBatchBytes    = 1 << 20
-	maxInFlight      = 4 // entries handed to Raft and not yet applied
+	maxInFlight      = 64 // entries handed to Raft and not yet applied
 )
 
 // proposal is one client's request to the log: commands, or a sweep of due

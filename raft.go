@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -31,9 +32,10 @@ type node struct {
 	log       *slog.Logger
 	closers   []io.Closer
 
-	readyMu sync.Mutex
-	ready   chan struct{} // closed once a new leader has applied its barrier
-	isReady bool
+	readyMu   sync.Mutex
+	ready     chan struct{} // closed once a new leader has applied its barrier
+	isReady   bool
+	readyFast atomic.Bool // isReady, readable without the lock
 }
 
 // raftOptions are the knobs from the command line.
@@ -223,6 +225,7 @@ func (n *node) setReady(ready bool) {
 		return
 	}
 	n.isReady = ready
+	n.readyFast.Store(ready)
 	if ready {
 		close(n.ready)
 	} else {
@@ -234,6 +237,9 @@ func (n *node) setReady(ready bool) {
 // barrier. It fails fast when another node leads, and waits (within ctx,
 // at most leaderWait) while no leader is known, e.g. during an election.
 func (n *node) waitLeaderReady(ctx context.Context) error {
+	if n.readyFast.Load() && n.raft.State() == raft.Leader {
+		return nil
+	}
 	give := time.NewTimer(leaderWait)
 	defer give.Stop()
 	for {

@@ -131,6 +131,8 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 		}
 	case "spop":
 		st.planSpop(args, seed)
+	case "xreadgroup", "xclaim", "xautoclaim":
+		st.planStreamCommand(info.name, args, t)
 	case "eval", "evalsha":
 		st.planEval(args, t, scripts, keysOf)
 	case "script|load":
