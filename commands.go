@@ -215,7 +215,20 @@ func asInt(v any) int64 {
 // lookup finds the row for args, resolving container commands to their
 // subcommand. It returns nil for unknown commands.
 func (t *commandTable) lookup(args [][]byte) *commandInfo {
-	info := t.byName[lower(args[0])]
+	var buf [32]byte
+	var info *commandInfo
+	if len(args[0]) <= len(buf) {
+		// Lower-case into a stack buffer: the map lookup with string(b)
+		// does not allocate.
+		b := buf[:len(args[0])]
+		for i, c := range args[0] {
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b[i] = c
+		}
+		info = t.byName[string(b)]
+	}
 	if info == nil || info.subs == nil || len(args) < 2 {
 		return info
 	}
@@ -245,23 +258,49 @@ func (c *commandInfo) arityOK(n int) bool {
 
 // arityError is Redis's wording for a wrong argument count.
 func (c *commandInfo) arityError() string {
-	return fmt.Sprintf("ERR wrong number of arguments for '%s' command", strings.ReplaceAll(c.name, "|", " "))
+	return fmt.Sprintf("ERR wrong number of arguments for '%s' command", c.name)
 }
 
-// unknownCommandError is Redis's wording for an unknown command.
+// unknownCommandError is Redis's wording for an unknown command: the name
+// and at most 128 bytes of arguments, with CR and LF turned into spaces so
+// the error stays one line.
 func unknownCommandError(args [][]byte) string {
 	var b strings.Builder
 	for _, a := range args[1:] {
-		if b.Len() > 128 {
+		room := 128 - b.Len()
+		if room <= 0 {
 			break
+		}
+		if len(a) > room {
+			a = a[:room]
 		}
 		fmt.Fprintf(&b, "'%s' ", a)
 	}
-	name := string(args[0])
+	name := args[0]
 	if len(name) > 128 {
 		name = name[:128]
 	}
-	return fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", name, b.String())
+	msg := fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", name, b.String())
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(msg)
+}
+
+// xreadStreamsAt returns the position of the STREAMS keyword of XREAD or
+// XREADGROUP (skipping the options before it) and whether BLOCK was given.
+func xreadStreamsAt(args [][]byte) (streams int, block bool) {
+	for i := 1; i < len(args); i++ {
+		switch strings.ToLower(string(args[i])) {
+		case "streams":
+			return i, block
+		case "block":
+			block = true
+			i++
+		case "count":
+			i++
+		case "group":
+			i += 2
+		}
+	}
+	return -1, block
 }
 
 // isBlockingCall reports whether this invocation would block in Redis.
@@ -271,12 +310,8 @@ func isBlockingCall(info *commandInfo, args [][]byte) bool {
 	}
 	switch info.name {
 	case "xread", "xreadgroup":
-		for _, a := range args {
-			if strings.EqualFold(string(a), "block") {
-				return true
-			}
-		}
-		return false
+		_, block := xreadStreamsAt(args)
+		return block
 	}
 	return true
 }
@@ -309,11 +344,9 @@ func commandKeys(info *commandInfo, args [][]byte) [][]byte {
 		}
 		return keys
 	case "xread", "xreadgroup":
-		for i := 1; i < len(args); i++ {
-			if strings.EqualFold(string(args[i]), "streams") {
-				rest := args[i+1:]
-				return rest[:len(rest)/2]
-			}
+		if i, _ := xreadStreamsAt(args); i > 0 {
+			rest := args[i+1:]
+			return rest[:len(rest)/2]
 		}
 		return nil
 	case "georadius", "georadiusbymember":

@@ -14,8 +14,8 @@ import (
 // write: validation errors, connection state, RAFT* commands, TTL reads and
 // local introspection. closeAfter asks the caller to close the connection.
 func (s *server) single(ctx context.Context, cl *client, info *commandInfo, args [][]byte) (reply []byte, closeAfter bool) {
-	name := lower(args[0])
-	if raftCommands[name] {
+	if info == nil && raftCommands[lower(args[0])] {
+		name := lower(args[0])
 		return s.raftCommand(ctx, name, args), false
 	}
 	switch {
@@ -69,7 +69,7 @@ func (s *server) single(ctx context.Context, cl *client, info *commandInfo, args
 		if cl.inTx {
 			return respError("ERR MULTI calls can not be nested"), false
 		}
-		cl.inTx, cl.multi, cl.dirty = true, nil, false
+		cl.inTx, cl.multi, cl.dirty, cl.txDB = true, nil, false, cl.db
 		return respOK, false
 	case "exec":
 		if !cl.inTx {
@@ -142,7 +142,7 @@ func ttlReply(name string, deadline, now int64) int64 {
 	case "pttl":
 		return left
 	case "expiretime":
-		return deadline / 1000
+		return (deadline + 500) / 1000
 	}
 	return deadline
 }

@@ -133,7 +133,8 @@ func (d *entryDecoder) count() int {
 	return int(n)
 }
 
-func (d *entryDecoder) cmd() command {
+// cmd decodes one command; only top-level commands may hold a transaction.
+func (d *entryDecoder) cmd(top bool) command {
 	var c command
 	c.DB = int(d.uvarint())
 	n := d.count()
@@ -142,9 +143,13 @@ func (d *entryDecoder) cmd() command {
 		c.Args[i] = d.bytes()
 	}
 	if ns := d.count(); ns > 0 {
+		if !top {
+			d.err = errBadEntry
+			return c
+		}
 		c.Sub = make([]command, ns)
 		for i := 0; i < ns && d.err == nil; i++ {
-			c.Sub[i] = d.cmd()
+			c.Sub[i] = d.cmd(false)
 		}
 	}
 	return c
@@ -163,7 +168,7 @@ func decodeEntry(data []byte) (*entry, error) {
 		n := d.count()
 		e.Cmds = make([]command, n)
 		for i := 0; i < n && d.err == nil; i++ {
-			e.Cmds[i] = d.cmd()
+			e.Cmds[i] = d.cmd(true)
 		}
 	case entrySweep:
 		n := d.count()

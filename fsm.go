@@ -216,9 +216,7 @@ func (p *pipeline) send(db int, args [][]byte, h func([]byte)) {
 // the client's reply lands in *out.
 func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 	p.addCondDel(p.dueKeys(st.precheck, t), t)
-	if p.f.wantTouches != nil && p.f.wantTouches() {
-		p.touchedKeys = append(p.touchedKeys, st.precheck...)
-	}
+	trackTouch := p.f.wantTouches != nil && p.f.wantTouches() && len(st.precheck) > 0
 	if st.reply != nil {
 		*out = st.reply
 		return
@@ -242,6 +240,21 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 			*out = raw
 		})
 	}
+	if trackTouch {
+		// Blocked clients are woken only by writes that did something: a
+		// nil or error reply (e.g. a waiter's own empty pop) changed nothing.
+		keys := st.precheck
+		touch := func(raw []byte) {
+			if !isNilReply(raw) && !replyIsError(raw) {
+				p.touchedKeys = append(p.touchedKeys, keys...)
+			}
+		}
+		if st.sub != nil && st.watch != "" {
+			touch(*out) // run synchronously above
+		} else {
+			p.wrapLast(touch)
+		}
+	}
 	p.addIndexEffect(st)
 	if st.reprelude {
 		p.addPreludeToLibraries()
@@ -261,50 +274,105 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 }
 
 // addTransaction queues MULTI, the queued commands and EXEC; the client gets
-// EXEC's reply.
+// EXEC's reply, with each queued command's reply rewritten as it would be
+// outside a transaction.
 func (p *pipeline) addTransaction(st *applyStep, out *[]byte) {
+	p.rememberScripts(st.sub)
 	p.send(st.db, st.args, nil)
 	for _, sub := range st.sub {
-		if sub.reply != nil {
-			continue
-		}
 		p.f.conn.send(sub.args)
 		p.handlers = append(p.handlers, nil)
 	}
 	p.f.conn.send([][]byte{[]byte("EXEC")})
-	p.handlers = append(p.handlers, func(raw []byte) { *out = raw })
+	p.handlers = append(p.handlers, func(raw []byte) { *out = p.finishExec(st, raw) })
 	p.f.conn.db = -1 // a SELECT inside the transaction may have moved it
+	p.afterTransaction(st)
+}
+
+// rememberScripts records the scripts a transaction's commands load.
+func (p *pipeline) rememberScripts(subs []applyStep) {
+	for _, sub := range subs {
+		if sub.script != "" {
+			p.f.rememberScript(sub.script)
+		}
+		if sub.flushAll {
+			p.f.forgetScripts()
+		}
+	}
+}
+
+// finishExec applies the queued commands' reply rewrites and index effects
+// to EXEC's reply.
+func (p *pipeline) finishExec(st *applyStep, raw []byte) []byte {
+	items, err := readArrayItems(raw)
+	if err != nil || len(items) != len(st.sub) {
+		return raw // aborted (nil) or an error
+	}
+	changed := false
+	for i, sub := range st.sub {
+		p.f.applyIndexEffect(&sub, items[i])
+		if sub.mapReply != nil {
+			items[i] = sub.mapReply(items[i])
+			changed = true
+		}
+	}
+	if !changed {
+		return raw
+	}
+	out := respArrayHeader(len(items))
+	for _, it := range items {
+		out = append(out, it...)
+	}
+	return out
+}
+
+// afterTransaction makes later commands see a transaction's SWAPDB and
+// gives restored libraries their prelude.
+func (p *pipeline) afterTransaction(st *applyStep) {
+	swapped, restored := false, false
+	for _, sub := range st.sub {
+		swapped = swapped || sub.effect == effectSwapDB
+		restored = restored || sub.reprelude
+	}
+	if swapped {
+		if err := p.run(); err != nil {
+			p.f.fatal(err)
+		}
+	}
+	if restored {
+		p.addPreludeToLibraries()
+	}
 }
 
 // addIndexEffect queues the index changes of FLUSHDB, FLUSHALL and SWAPDB,
 // made once the child has confirmed the command.
 func (p *pipeline) addIndexEffect(st *applyStep) {
-	idx := p.f.index
-	switch st.effect {
-	case effectFlushDB:
-		db := st.db
-		p.wrapLast(func(raw []byte) {
-			if !replyIsError(raw) {
-				idx.clear(db)
-			}
-		})
-	case effectFlushAll:
-		p.wrapLast(func(raw []byte) {
-			if !replyIsError(raw) {
-				idx.clear(-1)
-			}
-		})
-	case effectSwapDB:
-		a, b := st.swapA, st.swapB
-		p.wrapLast(func(raw []byte) {
-			if !replyIsError(raw) {
-				idx.swap(a, b)
-			}
-		})
+	if st.effect == effectNone {
+		return
+	}
+	step := *st
+	p.wrapLast(func(raw []byte) { p.f.applyIndexEffect(&step, raw) })
+	if st.effect == effectSwapDB {
 		// Later commands must see the swapped index.
 		if err := p.run(); err != nil {
 			p.f.fatal(err)
 		}
+	}
+}
+
+// applyIndexEffect changes the expiry index as a successful FLUSHDB,
+// FLUSHALL or SWAPDB did the child.
+func (f *fsm) applyIndexEffect(st *applyStep, reply []byte) {
+	if replyIsError(reply) {
+		return
+	}
+	switch st.effect {
+	case effectFlushDB:
+		f.index.clear(st.db)
+	case effectFlushAll:
+		f.index.clear(-1)
+	case effectSwapDB:
+		f.index.swap(st.swapA, st.swapB)
 	}
 }
 

@@ -51,6 +51,7 @@ type client struct {
 	conn   redcon.Conn
 	multi  []command // queued commands while in MULTI
 	inTx   bool
+	txDB   int  // database queued commands will run in (SELECT inside MULTI)
 	dirty  bool // a queued command was rejected: EXEC aborts
 	// watching is set while this client has a WATCH in the log, named
 	// watchID(node, id).
@@ -96,8 +97,9 @@ func (s *server) handle(conn redcon.Conn, first redcon.Command) {
 // closed (QUIT). It may hand the connection over to the Pub/Sub relay or to
 // the blocking-command loop, which then own the remaining commands.
 func (s *server) process(conn redcon.Conn, cl *client, cmds []redcon.Command) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
+	// Waits are bounded where they happen (requestTimeout), so no timer is
+	// created for requests that never wait.
+	ctx := context.Background()
 	for i := 0; i < len(cmds); {
 		args := cmds[i].Args
 		info := s.tbl.lookup(args)
@@ -148,7 +150,7 @@ func (s *server) process(conn redcon.Conn, cl *client, cmds []redcon.Command) bo
 // route classifies one invocation; validation failures are kindProxy so that
 // single answers them.
 func (s *server) route(info *commandInfo, args [][]byte) commandKind {
-	if info == nil || !info.arityOK(len(args)) || raftCommands[lower(args[0])] {
+	if info == nil || !info.arityOK(len(args)) {
 		return kindProxy
 	}
 	switch info.kind {
@@ -194,9 +196,13 @@ func (s *server) propose(ctx context.Context, cmds []command) [][]byte {
 	}
 	p := &proposal{cmds: cmds, done: make(chan struct{})}
 	s.proposer.submit(p)
+	timeout := time.NewTimer(requestTimeout)
+	defer timeout.Stop()
 	select {
 	case <-p.done:
 	case <-ctx.Done():
+		return fail(respError("ERR timed out waiting for the Raft log; the write may or may not have been applied"))
+	case <-timeout.C:
 		return fail(respError("ERR timed out waiting for the Raft log; the write may or may not have been applied"))
 	}
 	if p.errReply != nil {
@@ -310,7 +316,9 @@ func (s *server) readAllowed(ctx context.Context) []byte {
 	if err := s.node.waitLeaderReady(ctx); err != nil {
 		return s.node.notLeaderError()
 	}
-	if err := s.reads.verify(ctx); err != nil {
+	vctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if err := s.reads.verify(vctx); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return s.node.notLeaderError()
 		}
@@ -327,6 +335,8 @@ func (s *server) hideExpired(ctx context.Context) []byte {
 	if !ok || at > nowMS() {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	if s.node.raft.State() == raft.Leader {
 		if err := s.sweep(ctx); err != nil {
 			return s.node.notLeaderError()
@@ -471,7 +481,13 @@ func (s *server) queue(cl *client, info *commandInfo, args [][]byte) []byte {
 	for i, a := range args {
 		owned[i] = append([]byte(nil), a...)
 	}
-	cl.multi = append(cl.multi, command{DB: cl.db, Args: owned})
+	cl.multi = append(cl.multi, command{DB: cl.txDB, Args: owned})
+	if info.name == "select" {
+		// Commands queued after it run in that database.
+		if db, err := strconv.Atoi(string(args[1])); err == nil && db >= 0 && db < 16 {
+			cl.txDB = db
+		}
+	}
 	return respStatus("QUEUED")
 }
 
@@ -505,7 +521,7 @@ func (s *server) exec(ctx context.Context, cl *client) []byte {
 		exec = append(exec, []byte(watchID(s.node.id, cl.id)))
 		cl.watching = false
 	}
-	reply := s.propose(ctx, []command{{DB: queued[0].DB, Args: exec, Sub: queued}})[0]
+	reply := s.propose(ctx, []command{{DB: cl.db, Args: exec, Sub: queued}})[0]
 	if len(reply) > 0 && reply[0] == '*' {
 		for _, c := range queued {
 			if lower(c.Args[0]) == "select" {
@@ -576,9 +592,29 @@ func (r *readIndexer) verify(ctx context.Context) error {
 		if res.err != nil {
 			return res.err
 		}
-		return r.fsm.waitApplied(ctx, res.commit)
+		return r.waitApplied(ctx, res.commit)
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// waitApplied waits until index idx is applied. Entries that never reach
+// the FSM (a new leader's no-op, barriers, configuration changes) advance
+// only Raft's own applied index, so both are consulted.
+func (r *readIndexer) waitApplied(ctx context.Context, idx uint64) error {
+	for {
+		if r.fsm.applied.Load() >= idx || r.node.raft.AppliedIndex() >= idx {
+			return nil
+		}
+		wait, cancel := context.WithTimeout(ctx, 2*time.Millisecond)
+		err := r.fsm.waitApplied(wait, idx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 	}
 }
 

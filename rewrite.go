@@ -52,9 +52,6 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 		if len(c.Args) > 1 {
 			st.watch = string(c.Args[1])
 		}
-		if len(c.Args) > 1 {
-			st.watch = string(c.Args[1])
-		}
 		for i := range c.Sub {
 			sub := planCommand(tbl, &c.Sub[i], t, seed+uint64(i)+1, scripts)
 			st.precheck = append(st.precheck, sub.precheck...)
@@ -269,7 +266,7 @@ local c = ARGV[2]
 if (c == 'ttl' or c == 'pttl') and ms <= t then return -2 end
 if c == 'ttl' then return math.floor((ms - t + 500) / 1000) end
 if c == 'pttl' then return ms - t end
-if c == 'expiretime' then return math.floor(ms / 1000) end
+if c == 'expiretime' then return math.floor((ms + 500) / 1000) end
 return ms`
 
 // planSpop replaces SPOP with the deterministic script.
@@ -294,7 +291,8 @@ func (st *applyStep) planEval(args [][]byte, t int64, scripts scriptSource, keys
 	if strings.EqualFold(string(args[0]), "evalsha") {
 		b, ok := scripts(strings.ToLower(body))
 		if !ok {
-			st.reply = respError("NOSCRIPT No matching script. Please use EVAL.")
+			// The child knows only prelude-wrapped scripts, so it answers
+			// NOSCRIPT itself, also inside a transaction.
 			return
 		}
 		body = b
@@ -331,7 +329,7 @@ var scriptHelpers = []string{
 	`elseif c == 'setex' or c == 'psetex' then local v = __n(a[3]); if v then local ms = (c == 'setex') and (__T + v * 1000) or (__T + v); a = {'SET', a[2], a[4], 'PXAT', __at(ms)} end;`,
 	`end; return a end;`,
 	`local function __ttl(c, k) local at = __r.call('PEXPIRETIME', k); if at < 0 then return at end; local ms = at - __D; if ms <= __T and (c == 'ttl' or c == 'pttl') then return -2 end;`,
-	`if c == 'ttl' then return math.floor((ms - __T + 500) / 1000) elseif c == 'pttl' then return ms - __T elseif c == 'expiretime' then return math.floor(ms / 1000) end; return ms end;`,
+	`if c == 'ttl' then return math.floor((ms - __T + 500) / 1000) elseif c == 'pttl' then return ms - __T elseif c == 'expiretime' then return math.floor((ms + 500) / 1000) end; return ms end;`,
 	`local function __call(f, ...) local a = {...}; local c = string.lower(tostring(a[1]));`,
 	`if c == 'time' then return {tostring(math.floor(__T / 1000)), tostring((__T % 1000) * 1000)} end;`,
 	`if (c == 'ttl' or c == 'pttl' or c == 'expiretime' or c == 'pexpiretime') and #a == 2 then return __ttl(c, a[2]) end;`,

@@ -116,6 +116,12 @@ func newChanListener(addr net.Addr) *chanListener {
 
 func (l *chanListener) push(c net.Conn) {
 	select {
+	case <-l.closed:
+		c.Close()
+		return
+	default:
+	}
+	select {
 	case l.conns <- c:
 	case <-l.closed:
 		c.Close()

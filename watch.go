@@ -110,6 +110,7 @@ func (p *pipeline) addWatchedTransaction(st *applyStep, id string, out *[]byte) 
 		return
 	}
 	defer w.conn.Close()
+	p.rememberScripts(st.sub)
 	c := w.conn
 	n := 0
 	if c.selectDB(st.db) {
@@ -118,10 +119,8 @@ func (p *pipeline) addWatchedTransaction(st *applyStep, id string, out *[]byte) 
 	c.send(st.args)
 	n++
 	for _, sub := range st.sub {
-		if sub.reply == nil {
-			c.send(sub.args)
-			n++
-		}
+		c.send(sub.args)
+		n++
 	}
 	c.send([][]byte{[]byte("EXEC")})
 	if err := c.flush(); err != nil {
@@ -136,7 +135,8 @@ func (p *pipeline) addWatchedTransaction(st *applyStep, id string, out *[]byte) 
 	if err != nil {
 		p.f.fatal(err)
 	}
-	*out = raw
+	*out = p.finishExec(st, raw)
+	p.afterTransaction(st)
 }
 
 // dropWatch forgets a watch and closes its side connection.

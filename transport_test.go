@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// startMux listens on loopback and serves a mux until the test ends.
+func startMux(t *testing.T) (*mux, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMux(ln, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	done := make(chan struct{})
+	go func() { m.serve(); close(done) }()
+	t.Cleanup(func() {
+		ln.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("serve did not return after the listener closed")
+		}
+	})
+	return m, ln.Addr().String()
+}
+
+// acceptWithin accepts one connection from l or fails after d.
+func acceptWithin(t *testing.T, l net.Listener, d time.Duration) net.Conn {
+	t.Helper()
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := l.Accept()
+		ch <- res{c, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatalf("accept: %v", r.err)
+		}
+		t.Cleanup(func() { r.c.Close() })
+		return r.c
+	case <-time.After(d):
+		t.Fatalf("no connection routed within %v", d)
+		return nil
+	}
+}
+
+// nothingWithin checks that l has no routed connection queued after d.
+func nothingWithin(t *testing.T, l *chanListener, d time.Duration) {
+	t.Helper()
+	time.Sleep(d)
+	if n := len(l.conns); n != 0 {
+		t.Errorf("%d unexpected connections routed", n)
+	}
+}
+
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func randomBytes(n int, seed int64) []byte {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(seed)).Read(b)
+	return b
+}
+
+func readExactly(t *testing.T, c net.Conn, n int) []byte {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatalf("read %d bytes: %v", n, err)
+	}
+	return buf
+}
+
+func TestMuxRaftStreamPayloadIntact(t *testing.T) {
+	m, addr := startMux(t)
+	payload := randomBytes(300_000, 1) // far more than the sniffing buffer
+	payload[0] = raftHeader            // a header byte in the payload is data
+	c := dial(t, addr)
+	go func() { c.Write(append([]byte{raftHeader}, payload...)) }()
+	sc := acceptWithin(t, m.raftLn, 5*time.Second)
+	if got := readExactly(t, sc, len(payload)); !bytes.Equal(got, payload) {
+		t.Fatalf("raft payload corrupted (first bytes %x, want %x)", got[:8], payload[:8])
+	}
+	// The stream is bidirectional.
+	if _, err := sc.Write([]byte("reply")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readExactly(t, c, 5); string(got) != "reply" {
+		t.Fatalf("client read %q", got)
+	}
+	nothingWithin(t, m.redisLn, 50*time.Millisecond)
+}
+
+func TestMuxRaftHeaderAloneThenPayload(t *testing.T) {
+	m, addr := startMux(t)
+	c := dial(t, addr)
+	if _, err := c.Write([]byte{raftHeader}); err != nil {
+		t.Fatal(err)
+	}
+	sc := acceptWithin(t, m.raftLn, 5*time.Second)
+	time.Sleep(20 * time.Millisecond)
+	c.Write([]byte("later"))
+	if got := readExactly(t, sc, 5); string(got) != "later" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestMuxRESPBytesIntact(t *testing.T) {
+	m, addr := startMux(t)
+	cmd := []byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
+	c := dial(t, addr)
+	if _, err := c.Write(cmd); err != nil {
+		t.Fatal(err)
+	}
+	sc := acceptWithin(t, m.redisLn, 5*time.Second)
+	if got := readExactly(t, sc, len(cmd)); !bytes.Equal(got, cmd) {
+		t.Fatalf("redis side read %q, want %q", got, cmd)
+	}
+	// Bytes sent after routing arrive after the replayed ones.
+	more := []byte("*1\r\n$4\r\nPING\r\n")
+	c.Write(more)
+	if got := readExactly(t, sc, len(more)); !bytes.Equal(got, more) {
+		t.Fatalf("second command %q", got)
+	}
+	sc.Write([]byte("+OK\r\n"))
+	if got := readExactly(t, c, 5); string(got) != "+OK\r\n" {
+		t.Fatalf("client read %q", got)
+	}
+	nothingWithin(t, m.raftLn, 50*time.Millisecond)
+}
+
+func TestMuxRESPLargePipelineIntact(t *testing.T) {
+	m, addr := startMux(t)
+	var pipe bytes.Buffer
+	for i := 0; pipe.Len() < 200_000; i++ {
+		pipe.WriteString("*3\r\n$3\r\nSET\r\n$6\r\nkey:")
+		pipe.WriteByte(byte('0' + i%10))
+		pipe.WriteString("\r\n$5\r\nvalue\r\n")
+	}
+	want := pipe.Bytes()
+	c := dial(t, addr)
+	go func() { c.Write(want) }()
+	sc := acceptWithin(t, m.redisLn, 5*time.Second)
+	if got := readExactly(t, sc, len(want)); !bytes.Equal(got, want) {
+		i := 0
+		for i < len(got) && got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("pipeline corrupted at byte %d", i)
+	}
+}
+
+func TestMuxInlineCommand(t *testing.T) {
+	m, addr := startMux(t)
+	c := dial(t, addr)
+	c.Write([]byte("PING\r\n"))
+	sc := acceptWithin(t, m.redisLn, 5*time.Second)
+	if got := readExactly(t, sc, 6); string(got) != "PING\r\n" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestMuxSilentClientGoesToRedis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for sniffTimeout")
+	}
+	m, addr := startMux(t)
+	start := time.Now()
+	silent := dial(t, addr)
+	// A silent client must not hold up others.
+	c := dial(t, addr)
+	c.Write([]byte{raftHeader, 'x'})
+	acceptWithin(t, m.raftLn, sniffTimeout/2)
+	sc := acceptWithin(t, m.redisLn, sniffTimeout+5*time.Second)
+	if waited := time.Since(start); waited < sniffTimeout-100*time.Millisecond {
+		t.Errorf("silent client routed after %v, before sniffTimeout %v", waited, sniffTimeout)
+	}
+	// The routed connection carries no read deadline and gets what the
+	// client sends later.
+	silent.Write([]byte("*1\r\n$4\r\nPING\r\n"))
+	buf := make([]byte, 14)
+	if _, err := io.ReadFull(sc, buf); err != nil || string(buf) != "*1\r\n$4\r\nPING\r\n" {
+		t.Fatalf("read %q %v", buf, err)
+	}
+}
+
+func TestMuxClosedBeforeSpeakingIsDropped(t *testing.T) {
+	m, addr := startMux(t)
+	c := dial(t, addr)
+	c.Close()
+	nothingWithin(t, m.redisLn, 300*time.Millisecond)
+	nothingWithin(t, m.raftLn, 0)
+}
+
+func TestMuxManyConcurrentConnections(t *testing.T) {
+	m, addr := startMux(t)
+	const n = 40
+	for i := 0; i < n; i++ {
+		c := dial(t, addr)
+		msg := []byte{byte('A' + i%26), byte(i)}
+		if i%2 == 0 {
+			msg = append([]byte{raftHeader}, msg...)
+		}
+		go c.Write(msg)
+	}
+	seen := map[byte]bool{}
+	for i := 0; i < n; i++ {
+		var sc net.Conn
+		var want int
+		if i < n/2 {
+			sc = acceptWithin(t, m.raftLn, 5*time.Second)
+		} else {
+			sc = acceptWithin(t, m.redisLn, 5*time.Second)
+		}
+		got := readExactly(t, sc, 2)
+		want = int(got[1])
+		if (i < n/2) != (want%2 == 0) {
+			t.Errorf("connection %d routed to the wrong side", want)
+		}
+		if got[0] != byte('A'+want%26) || seen[got[1]] {
+			t.Errorf("bad or duplicate message %q", got)
+		}
+		seen[got[1]] = true
+	}
+}
+
+func TestMuxServeClosesListeners(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMux(ln, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if m.raftLn.Addr().String() != ln.Addr().String() || m.redisLn.Addr() != ln.Addr() {
+		t.Error("routed listeners must report the shared address")
+	}
+	done := make(chan struct{})
+	go func() { m.serve(); close(done) }()
+	ln.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("serve did not return")
+	}
+	for _, l := range []*chanListener{m.raftLn, m.redisLn} {
+		if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Accept after close: %v", err)
+		}
+	}
+}
+
+func TestChanListenerPushAndAccept(t *testing.T) {
+	l := newChanListener(&net.TCPAddr{})
+	a, b := net.Pipe()
+	defer b.Close()
+	l.push(a)
+	if c, err := l.Accept(); err != nil || c != a {
+		t.Fatalf("Accept = %v, %v", c, err)
+	}
+	a.Close()
+	l.Close()
+	l.Close() // idempotent
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close: %v", err)
+	}
+}
+
+// A connection routed after the listener closed must be closed, not left
+// open in the queue where nobody will ever accept it.
+func TestChanListenerPushAfterClose(t *testing.T) {
+	l := newChanListener(&net.TCPAddr{})
+	l.Close()
+	leaked := 0
+	for i := 0; i < 20; i++ {
+		a, b := net.Pipe()
+		l.push(a) // must not block
+		b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, err := b.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+			leaked++
+		}
+		a.Close()
+		b.Close()
+	}
+	if leaked > 0 {
+		t.Errorf("chanListener.push after Close left %d of 20 connections open", leaked)
+	}
+}
+
+func TestPeekedConnReplaysFirst(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	p := &peekedConn{Conn: a, peeked: []byte("hello")}
+	go b.Write([]byte(" world"))
+	buf := make([]byte, 3)
+	var got []byte
+	for len(got) < len("hello world") {
+		n, err := p.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if string(got) != "hello world" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestStreamLayerDialReachesRaftListener(t *testing.T) {
+	m, addr := startMux(t)
+	sl := &streamLayer{chanListener: m.raftLn, advertise: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 7000}}
+	if sl.Addr().String() != "10.0.0.1:7000" {
+		t.Errorf("Addr = %v", sl.Addr())
+	}
+	c, err := sl.Dial(raft.ServerAddress(addr), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("append-entries"))
+	sc := acceptWithin(t, sl, 5*time.Second)
+	if got := readExactly(t, sc, 14); string(got) != "append-entries" {
+		t.Fatalf("got %q", got)
+	}
+	if _, err := sl.Dial("127.0.0.1:1", time.Second); err == nil {
+		t.Error("dial to a closed port succeeded")
+	}
+}
