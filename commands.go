@@ -60,8 +60,8 @@ var policies = map[string]policy{
 	"command": {kind: kindLocal}, "time": {kind: kindLocal}, "lastsave": {kind: kindLocal},
 	"config|get": {kind: kindLocal}, "config|help": {kind: kindLocal},
 	"slowlog": {kind: kindLocal}, "latency": {kind: kindLocal}, "memory": {kind: kindLocal},
-	"lolwut": {kind: kindLocal}, "script|exists": {kind: kindProxy}, "script|kill": {kind: kindLocal},
-	"script|help": {kind: kindLocal}, "function|kill": {kind: kindLocal},
+	"lolwut": {kind: kindLocal}, "script|exists": {kind: kindProxy},
+	"script|help":    {kind: kindLocal},
 	"function|stats": {kind: kindLocal}, "function|help": {kind: kindLocal},
 	"object|help": {kind: kindLocal},
 	// Changes to scripts and functions reach every child through the log.
@@ -101,8 +101,21 @@ var policies = map[string]policy{
 	"function|list": {kind: kindProxy},
 	"function|load": {kind: kindWrite}, "function|delete": {kind: kindWrite},
 	"function|flush": {kind: kindWrite}, "function|restore": {kind: kindWrite},
-	"script|debug":     refusedBecause("SCRIPT DEBUG is not supported by redraft"),
-	"config|set":       {kind: kindWrite}, // only replicatedConfig parameters; see configSetAllowed
+	"script|debug": refusedBecause("SCRIPT DEBUG is not supported by redraft"),
+	"config|set":   {kind: kindWrite}, // only replicatedConfig parameters; see configSetAllowed
+	// A script must run to completion on every node, or nodes diverge.
+	"script|kill":   refusedBecause("SCRIPT KILL is not supported by redraft: a script must run to completion on every node"),
+	"function|kill": refusedBecause("FUNCTION KILL is not supported by redraft: a function must run to completion on every node"),
+	// PFCOUNT caches the cardinality inside the value: applied everywhere so
+	// every node holds the same bytes.
+	"pfcount": {kind: kindWrite},
+	// Hash-field expiry (Redis 7.4+) would expire fields by each child's clock.
+	"hexpire":          refusedBecause("HEXPIRE is not supported by redraft: hash-field expiry is not replicated deterministically"),
+	"hpexpire":         refusedBecause("HPEXPIRE is not supported by redraft: hash-field expiry is not replicated deterministically"),
+	"hexpireat":        refusedBecause("HEXPIREAT is not supported by redraft: hash-field expiry is not replicated deterministically"),
+	"hpexpireat":       refusedBecause("HPEXPIREAT is not supported by redraft: hash-field expiry is not replicated deterministically"),
+	"hsetex":           refusedBecause("HSETEX is not supported by redraft: hash-field expiry is not replicated deterministically"),
+	"hgetex":           refusedBecause("HGETEX is not supported by redraft: hash-field expiry is not replicated deterministically"),
 	"config|resetstat": refusedBecause("CONFIG RESETSTAT is not supported by redraft"),
 	"config|rewrite":   refusedBecause("CONFIG REWRITE is not supported by redraft"),
 	"xreadgroup":       {kind: kindWrite},

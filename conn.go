@@ -94,6 +94,9 @@ func (s *server) single(ctx context.Context, cl *client, info *commandInfo, args
 	case "info":
 		return s.info(ctx, args), false
 	case "ttl", "pttl", "expiretime", "pexpiretime":
+		if s.consistency != "low" && s.shouldForward() {
+			return s.forward(cl, [][][]byte{args}, 0)[0], false
+		}
 		return s.readSteps(ctx, cl.db, []readStep{ttlStep(info.name, args[1])}, true)[0], false
 	case "script|exists":
 		out := respArrayHeader(len(args) - 2)
@@ -105,6 +108,9 @@ func (s *server) single(ctx context.Context, cl *client, info *commandInfo, args
 	case "client":
 		return s.clientCommand(cl, args), false
 	case "wait":
+		if s.shouldForward() {
+			return s.forward(cl, [][][]byte{args}, 0)[0], false
+		}
 		return s.wait(ctx, args), false
 	case "function|list":
 		return s.readSteps(ctx, cl.db, []readStep{{args: args, mapReply: stripPreludeFromList}}, false)[0], false
@@ -222,7 +228,22 @@ func (s *server) clientCommand(cl *client, args [][]byte) []byte {
 		return respNullBulk
 	case "id":
 		return respInt(cl.id)
-	case "setinfo", "reply", "no-evict", "no-touch":
+	case "setinfo", "no-evict", "no-touch":
+		return respOK
+	case "reply":
+		if len(args) != 3 {
+			return respError("ERR wrong number of arguments for 'client|reply' command")
+		}
+		switch strings.ToLower(string(args[2])) {
+		case "on":
+			cl.replyOff, cl.replySkip = false, 0
+		case "off":
+			cl.replyOff = true
+		case "skip":
+			cl.replySkip = 2 // this reply and the next one
+		default:
+			return respError("ERR syntax error")
+		}
 		return respOK
 	case "info":
 		return respBulk(clientLine(cl, cl.db) + "\n")

@@ -210,7 +210,7 @@ func run(cfg *config, log *slog.Logger) error {
 	defer close(stop)
 	s := &server{
 		node: n, fsm: f, tbl: tbl, child: child, consistency: cfg.consistency, followerProxy: cfg.followerProxy,
-		maxMemory: maxMemory, log: log, pool: newConnPool(sock, 256),
+		maxMemory: maxMemory, log: log, pool: newConnPool(sock, 256), epoch: time.Now().UnixNano(),
 	}
 	s.proposer = newProposer(n, f)
 	s.reads = &readIndexer{node: n, fsm: f}

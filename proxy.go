@@ -34,6 +34,7 @@ type server struct {
 	waiters  *waiterSet
 
 	clients   sync.Map // id -> *client, for CLIENT LIST and KILL
+	epoch     int64    // start time in ns: makes watch IDs unique across restarts
 	sweepMu   sync.Mutex
 	nextID    atomic.Int64
 	usedBytes atomic.Int64 // child's used_memory, refreshed when maxMemory > 0
@@ -51,8 +52,11 @@ type client struct {
 	conn   redcon.Conn
 	multi  []command // queued commands while in MULTI
 	inTx   bool
-	txDB   int  // database queued commands will run in (SELECT inside MULTI)
-	dirty  bool // a queued command was rejected: EXEC aborts
+	txDB   int // database queued commands will run in (SELECT inside MULTI)
+	// replyOff and replySkip implement CLIENT REPLY OFF and SKIP.
+	replyOff  bool
+	replySkip int
+	dirty     bool // a queued command was rejected: EXEC aborts
 	// watching is set while this client has a WATCH in the log, named
 	// watchID(node, id).
 	watching bool
@@ -104,7 +108,7 @@ func (s *server) process(conn redcon.Conn, cl *client, cmds []redcon.Command) bo
 		args := cmds[i].Args
 		info := s.tbl.lookup(args)
 		if cl.inTx && !isTxControl(args) {
-			conn.WriteRaw(s.queue(cl, info, args))
+			emit(conn, cl, s.queue(cl, info, args))
 			i++
 			continue
 		}
@@ -122,7 +126,7 @@ func (s *server) process(conn redcon.Conn, cl *client, cmds []redcon.Command) bo
 				replies = s.read(ctx, cl, cmds[i:j])
 			}
 			for _, r := range replies {
-				conn.WriteRaw(r)
+				emit(conn, cl, r)
 			}
 			i = j
 		case info != nil && subscribeCommands[info.name] && info.arityOK(len(args)) && cl.gone == nil:
@@ -133,11 +137,11 @@ func (s *server) process(conn redcon.Conn, cl *client, cmds []redcon.Command) bo
 				s.detachForBlocking(conn, cmds[i:])
 				return false
 			}
-			conn.WriteRaw(s.block(cl, info, args, cl.gone))
+			emit(conn, cl, s.block(cl, info, args, cl.gone))
 			i++
 		default:
 			reply, closeAfter := s.single(ctx, cl, info, args)
-			conn.WriteRaw(reply)
+			emit(conn, cl, reply)
 			if closeAfter {
 				return true
 			}
@@ -145,6 +149,18 @@ func (s *server) process(conn redcon.Conn, cl *client, cmds []redcon.Command) bo
 		}
 	}
 	return false
+}
+
+// emit writes a reply unless CLIENT REPLY OFF or SKIP suppresses it.
+func emit(conn redcon.Conn, cl *client, raw []byte) {
+	switch {
+	case cl.replyOff:
+		return
+	case cl.replySkip > 0:
+		cl.replySkip--
+		return
+	}
+	conn.WriteRaw(raw)
 }
 
 // route classifies one invocation; validation failures are kindProxy so that
@@ -518,7 +534,7 @@ func (s *server) exec(ctx context.Context, cl *client) []byte {
 	}
 	exec := [][]byte{[]byte("EXEC")}
 	if cl.watching {
-		exec = append(exec, []byte(watchID(s.node.id, cl.id)))
+		exec = append(exec, []byte(watchID(s.node.id, s.epoch, cl.id)))
 		cl.watching = false
 	}
 	reply := s.propose(ctx, []command{{DB: cl.db, Args: exec, Sub: queued}})[0]
@@ -668,7 +684,7 @@ func (s *server) watch(ctx context.Context, cl *client, keys [][]byte) []byte {
 	if s.shouldForward() {
 		return s.forward(cl, [][][]byte{append([][]byte{[]byte("WATCH")}, keys...)}, 0)[0]
 	}
-	args := append([][]byte{[]byte(cmdWatch), []byte(watchID(s.node.id, cl.id))}, keys...)
+	args := append([][]byte{[]byte(cmdWatch), []byte(watchID(s.node.id, s.epoch, cl.id))}, keys...)
 	reply := s.propose(ctx, []command{{DB: cl.db, Args: args}})[0]
 	if string(reply) == string(respOK) {
 		cl.watching = true
@@ -685,7 +701,7 @@ func (s *server) unwatch(ctx context.Context, cl *client) {
 		return
 	}
 	cl.watching = false
-	s.propose(ctx, []command{{DB: cl.db, Args: [][]byte{[]byte(cmdUnwatch), []byte(watchID(s.node.id, cl.id))}}})
+	s.propose(ctx, []command{{DB: cl.db, Args: [][]byte{[]byte(cmdUnwatch), []byte(watchID(s.node.id, s.epoch, cl.id))}}})
 }
 
 // closeClient releases what a departing client held.

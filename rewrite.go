@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha1"
 	"encoding/hex"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -78,7 +79,7 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 	switch info.name {
 	case "expire", "pexpire", "expireat", "pexpireat":
 		if at, ok := absoluteDeadline(info.name, args, t); ok {
-			st.args = replaceArgs(args, 0, "PEXPIREAT", 2, strconv.FormatInt(at+deadlineShift, 10))
+			st.args = replaceArgs(args, 0, "PEXPIREAT", 2, shifted(at))
 			st.readBack, st.expireNow = keysOf(args[1:2]), at <= t
 		}
 	case "set":
@@ -90,9 +91,9 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 		if info.name == "psetex" {
 			unit = 1
 		}
-		if n, err := strconv.ParseInt(string(args[2]), 10, 64); err == nil && n > 0 && n < (1<<62)/unit {
+		if n, err := strconv.ParseInt(string(args[2]), 10, 64); err == nil && n > 0 && n <= (math.MaxInt64-t)/unit {
 			at := t + n*unit
-			st.args = [][]byte{[]byte("SET"), args[1], args[3], []byte("PXAT"), []byte(strconv.FormatInt(at+deadlineShift, 10))}
+			st.args = [][]byte{[]byte("SET"), args[1], args[3], []byte("PXAT"), []byte(shifted(at))}
 			st.readBack = keysOf(args[1:2])
 		}
 	case "restore":
@@ -180,14 +181,14 @@ func (st *applyStep) planSetLike(args [][]byte, from int, t int64, keysOf func([
 			continue
 		}
 		n, err := strconv.ParseInt(string(args[i+1]), 10, 64)
-		if err != nil || n <= 0 || n > (1<<62)/unit {
+		if err != nil || n <= 0 || n > math.MaxInt64/unit || (relative && n*unit > math.MaxInt64-t) {
 			return // the child answers the error
 		}
 		at := n * unit
 		if relative {
 			at += t
 		}
-		st.args = replaceArgs(args, i, "PXAT", i+1, strconv.FormatInt(at+deadlineShift, 10))
+		st.args = replaceArgs(args, i, "PXAT", i+1, shifted(at))
 		st.readBack, st.expireNow = keysOf(args[1:2]), at <= t
 		return
 	}
@@ -204,7 +205,7 @@ func (st *applyStep) planSetLike(args [][]byte, from int, t int64, keysOf func([
 // planRestore makes RESTORE's TTL absolute and shifted (ABSTTL).
 func (st *applyStep) planRestore(args [][]byte, t int64, keysOf func([][]byte) []dbKey) {
 	ttl, err := strconv.ParseInt(string(args[2]), 10, 64)
-	if err != nil || ttl <= 0 || ttl > 1<<62 {
+	if err != nil || ttl <= 0 {
 		return
 	}
 	abs := false
@@ -215,9 +216,12 @@ func (st *applyStep) planRestore(args [][]byte, t int64, keysOf func([][]byte) [
 	}
 	at := ttl
 	if !abs {
+		if ttl > math.MaxInt64-t {
+			return
+		}
 		at += t
 	}
-	out := replaceArgs(args, 2, strconv.FormatInt(at+deadlineShift, 10), -1, "")
+	out := replaceArgs(args, 2, shifted(at), -1, "")
 	if !abs {
 		out = append(out, []byte("ABSTTL"))
 	}
@@ -314,7 +318,7 @@ func evalArgs(body string, rest [][]byte, t int64) [][]byte {
 // arguments become absolute shifted deadlines computed from T, TIME answers
 // T, and TTL reads are shifted back. It is one line, so error line numbers in
 // the user's script do not move. T arrives as the last ARGV and is removed.
-var scriptPrelude = `local __r = redis; local __T = tonumber(ARGV[#ARGV]); ARGV[#ARGV] = nil; local __D = ` + strconv.FormatInt(deadlineShift, 10) + `; ` +
+var scriptPrelude = `local __r = redis; local __T = tonumber(ARGV[#ARGV]); ARGV[#ARGV] = nil; local __ro = __T < 0; if __ro then __T = -__T end; local __D = ` + strconv.FormatInt(deadlineShift, 10) + `; ` +
 	strings.Join(scriptHelpers, " ") + ` ` +
 	`local redis = setmetatable({call = function(...) return __call(__r.call, ...) end, pcall = function(...) return __call(__r.pcall, ...) end}, {__index = __r});`
 
@@ -327,11 +331,15 @@ var scriptHelpers = []string{
 	`if c == 'expire' or c == 'pexpire' or c == 'expireat' or c == 'pexpireat' then local v = tonumber(a[3]); if v and v == math.floor(v) then local ms = v; if c == 'expire' then ms = __T + v * 1000 elseif c == 'pexpire' then ms = __T + v elseif c == 'expireat' then ms = v * 1000 end; a[1] = 'PEXPIREAT'; a[3] = __at(ms) end;`,
 	`elseif c == 'set' or c == 'getex' then local from = (c == 'set') and 4 or 3; for i = from, #a - 1 do local o = string.lower(tostring(a[i])); local v = __n(a[i + 1]); if v and (o == 'ex' or o == 'px' or o == 'exat' or o == 'pxat') then local ms = v; if o == 'ex' then ms = __T + v * 1000 elseif o == 'px' then ms = __T + v elseif o == 'exat' then ms = v * 1000 end; a[i] = 'PXAT'; a[i + 1] = __at(ms); break end end;`,
 	`elseif c == 'setex' or c == 'psetex' then local v = __n(a[3]); if v then local ms = (c == 'setex') and (__T + v * 1000) or (__T + v); a = {'SET', a[2], a[4], 'PXAT', __at(ms)} end;`,
+	`elseif c == 'restore' then local v = __n(a[3]); if v then local abs = false; for i = 5, #a do if string.lower(tostring(a[i])) == 'absttl' then abs = true end end; if abs then a[3] = __at(v) else a[3] = __at(__T + v); a[#a + 1] = 'ABSTTL' end end;`,
+	`elseif c == 'xadd' then local i = 3; while i <= #a do local o = string.lower(tostring(a[i])); if o == 'nomkstream' then i = i + 1 elseif o == 'maxlen' or o == 'minid' then i = i + 1; if a[i] == '=' or a[i] == '~' then i = i + 1 end; i = i + 1 elseif o == 'limit' then i = i + 2 else break end end; if a[i] == '*' then a[i] = string.format('%.0f', __T) .. '-*' end;`,
 	`end; return a end;`,
+	`local __random = {spop = true, srandmember = true, randomkey = true, hrandfield = true, zrandmember = true};`,
 	`local function __ttl(c, k) local at = __r.call('PEXPIRETIME', k); if at < 0 then return at end; local ms = at - __D; if ms <= __T and (c == 'ttl' or c == 'pttl') then return -2 end;`,
 	`if c == 'ttl' then return math.floor((ms - __T + 500) / 1000) elseif c == 'pttl' then return ms - __T elseif c == 'expiretime' then return math.floor((ms + 500) / 1000) end; return ms end;`,
 	`local function __call(f, ...) local a = {...}; local c = string.lower(tostring(a[1]));`,
 	`if c == 'time' then return {tostring(math.floor(__T / 1000)), tostring((__T % 1000) * 1000)} end;`,
+	`if __random[c] and not __ro then local e = {err = 'ERR ' .. string.upper(c) .. ' is not allowed in scripts that may write on redraft: its result would differ between replicas'}; if f == __r.pcall then return e end; error(e) end;`,
 	`if (c == 'ttl' or c == 'pttl' or c == 'expiretime' or c == 'pexpiretime') and #a == 2 then return __ttl(c, a[2]) end;`,
 	`return f(unpack(__fix(a))) end;`,
 }
@@ -355,24 +363,40 @@ func scriptSHA(body string) string {
 
 // absoluteDeadline converts the EXPIRE family's argument to an unshifted
 // absolute deadline in ms at time t. ok is false when the argument does not
-// parse or overflows, so the child answers the error itself.
+// parse or Redis would reject it as out of range, so the child answers the
+// error itself.
 func absoluteDeadline(name string, args [][]byte, t int64) (int64, bool) {
 	if len(args) < 3 {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(string(args[2]), 10, 64)
-	if err != nil || n > 1<<52 || n < -(1<<52) {
+	if err != nil {
 		return 0, false
 	}
 	switch name {
-	case "expire":
-		return t + n*1000, true
-	case "pexpire":
-		return t + n, true
-	case "expireat":
-		return n * 1000, true
+	case "expire", "expireat":
+		if n > math.MaxInt64/1000 || n < math.MinInt64/1000 {
+			return 0, false
+		}
+		n *= 1000
+	}
+	if name == "expire" || name == "pexpire" {
+		if n > math.MaxInt64-t {
+			return 0, false
+		}
+		n += t
 	}
 	return n, true
+}
+
+// shifted renders a deadline as stored in the child (deadline + D). A
+// deadline so far away that the shift would overflow is clamped to the
+// largest one; both are beyond any real time.
+func shifted(at int64) string {
+	if at > math.MaxInt64-deadlineShift {
+		return strconv.FormatInt(math.MaxInt64, 10)
+	}
+	return strconv.FormatInt(at+deadlineShift, 10)
 }
 
 // replaceArgs copies args with args[i] = a and, when j >= 0, args[j] = b.
@@ -421,11 +445,11 @@ func planRead(info *commandInfo, args [][]byte, now int64, scripts scriptSource)
 			}
 			body = b
 		}
-		out := evalArgs(body, args[2:], now)
+		out := evalArgs(body, args[2:], -now) // negative: read-only context
 		out[0] = []byte("EVAL_RO")
 		return readStep{args: out}
 	case "fcall_ro":
-		return readStep{args: append(append([][]byte(nil), args...), []byte(strconv.FormatInt(now, 10)))}
+		return readStep{args: append(append([][]byte(nil), args...), []byte(strconv.FormatInt(-now, 10)))}
 	}
 	return readStep{args: args}
 }

@@ -214,7 +214,8 @@ func (f *fsm) closeWatches() {
 	}
 }
 
-// watchID names a client's watch uniquely across the cluster.
-func watchID(node string, client int64) string {
-	return node + "/" + strconv.FormatInt(client, 10)
+// watchID names a client's watch uniquely across the cluster and across
+// restarts of its node (epoch is the proxy's start time).
+func watchID(node string, epoch, client int64) string {
+	return node + "/" + strconv.FormatInt(epoch, 36) + "/" + strconv.FormatInt(client, 10)
 }
