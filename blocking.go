@@ -306,7 +306,7 @@ func (s *server) detachForBlocking(conn redcon.Conn, pending []redcon.Command) {
 	cl := conn.Context().(*client)
 	cmds := make(chan redcon.Command, 64)
 	gone := make(chan struct{})
-	cl.gone = gone
+	cl.gone, cl.cmds = gone, cmds
 	go func() {
 		defer close(gone)
 		defer close(cmds)
@@ -319,7 +319,11 @@ func (s *server) detachForBlocking(conn redcon.Conn, pending []redcon.Command) {
 		}
 	}()
 	go func() {
-		defer dc.Close()
+		defer func() {
+			if !cl.handedOff {
+				dc.Close()
+			}
+		}()
 		queue := pending
 		for {
 			if len(queue) == 0 {
@@ -331,6 +335,9 @@ func (s *server) detachForBlocking(conn redcon.Conn, pending []redcon.Command) {
 				queue = []redcon.Command{c}
 			}
 			closeNow := s.process(dc, cl, queue)
+			if cl.handedOff {
+				return // the Pub/Sub relay owns the connection now
+			}
 			if dc.Flush() != nil || closeNow {
 				return
 			}

@@ -63,6 +63,10 @@ type client struct {
 	// gone is set once the connection is served by the proxy's own loop
 	// (after a blocking command) and closes when the client leaves.
 	gone <-chan struct{}
+	// cmds feeds that loop; handedOff is set once the Pub/Sub relay owns
+	// the connection.
+	cmds      <-chan redcon.Command
+	handedOff bool
 	// fwd is this client's relay connection to the leader (--follower-proxy).
 	fwd     *respConn
 	fwdAddr string
@@ -129,8 +133,13 @@ func (s *server) process(conn redcon.Conn, cl *client, cmds []redcon.Command) bo
 				emit(conn, cl, r)
 			}
 			i = j
-		case info != nil && subscribeCommands[info.name] && info.arityOK(len(args)) && cl.gone == nil:
-			s.subscribe(conn, cmds[i:])
+		case info != nil && subscribeCommands[info.name] && info.arityOK(len(args)):
+			if cl.cmds != nil {
+				// Served by the proxy's own loop: flush what is owed first.
+				conn.(redcon.DetachedConn).Flush()
+			}
+			cl.handedOff = true
+			s.subscribe(conn, cl, cmds[i:])
 			return false
 		case info != nil && info.arityOK(len(args)) && isBlockingCall(info, args) && info.kind != kindRefused:
 			if cl.gone == nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"sync"
@@ -23,11 +24,25 @@ var allowedInSubscriberMode = map[string]bool{
 	"ping": true, "quit": true, "reset": true,
 }
 
-// subscribe detaches conn from the request loop and relays it to a
-// dedicated child connection. rest are commands pipelined after the first
-// subscribe (included).
-func (s *server) subscribe(conn redcon.Conn, rest []redcon.Command) {
-	dc := conn.Detach()
+// subscribe hands conn to a relay to a dedicated child connection. rest
+// are the commands pipelined from the first subscribe on. A connection
+// already served by the proxy's own loop (after a blocking command) keeps
+// its command channel; otherwise it is detached from redcon here.
+func (s *server) subscribe(conn redcon.Conn, cl *client, rest []redcon.Command) {
+	var dc redcon.DetachedConn
+	next := func() (redcon.Command, bool) {
+		c, err := dc.ReadCommand()
+		return c, err == nil
+	}
+	if cl.cmds != nil {
+		dc = conn.(redcon.DetachedConn)
+		next = func() (redcon.Command, bool) {
+			c, ok := <-cl.cmds
+			return c, ok
+		}
+	} else {
+		dc = conn.Detach()
+	}
 	child, err := dialChild(s.child.sock)
 	if err != nil {
 		dc.WriteError("ERR " + err.Error())
@@ -35,7 +50,7 @@ func (s *server) subscribe(conn redcon.Conn, rest []redcon.Command) {
 		dc.Close()
 		return
 	}
-	r := &relay{client: dc, child: child}
+	r := &relay{client: dc, child: child, errs: make(map[string][]byte)}
 	go r.fromChild()
 	go func() {
 		defer r.close()
@@ -45,11 +60,8 @@ func (s *server) subscribe(conn redcon.Conn, rest []redcon.Command) {
 			}
 		}
 		for {
-			c, err := dc.ReadCommand()
-			if err != nil {
-				return
-			}
-			if !r.forward(c.Args) {
+			c, ok := next()
+			if !ok || !r.forward(c.Args) {
 				return
 			}
 		}
@@ -62,6 +74,13 @@ type relay struct {
 	child  *respConn
 	mu     sync.Mutex // serialises writes to the client
 	once   sync.Once
+
+	// A refused command is answered in order with the child's replies: a
+	// PING carrying a marker goes to the child, and its echo is replaced by
+	// the error.
+	errMu  sync.Mutex
+	errs   map[string][]byte
+	serial int
 }
 
 // forward sends one client command to the child; false ends the relay.
@@ -72,11 +91,33 @@ func (r *relay) forward(args [][]byte) bool {
 		r.write([]byte("+OK\r\n"))
 		return false
 	case !allowedInSubscriberMode[name]:
-		r.write(respError(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", strings.ToLower(string(args[0])))))
-		return true
+		r.errMu.Lock()
+		r.serial++
+		marker := fmt.Sprintf("\x00redraft-refused-%d", r.serial)
+		r.errs[marker] = respError(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", strings.ToLower(string(args[0]))))
+		r.errMu.Unlock()
+		args = [][]byte{[]byte("PING"), []byte(marker)}
 	}
 	r.child.send(args)
 	return r.child.flush() == nil
+}
+
+// refusal returns the error to send in place of a marker echo, if raw is one.
+func (r *relay) refusal(raw []byte) []byte {
+	i := bytes.Index(raw, []byte("\x00redraft-refused-"))
+	if i < 0 {
+		return nil
+	}
+	end := bytes.IndexByte(raw[i:], '\r')
+	if end < 0 {
+		return nil
+	}
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	marker := string(raw[i : i+end])
+	e := r.errs[marker]
+	delete(r.errs, marker)
+	return e
 }
 
 // fromChild copies every reply and message from the child to the client.
@@ -86,6 +127,9 @@ func (r *relay) fromChild() {
 		raw, err := r.child.readReply()
 		if err != nil {
 			return
+		}
+		if e := r.refusal(raw); e != nil {
+			raw = e
 		}
 		if !r.write(raw) {
 			return
