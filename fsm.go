@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -168,9 +172,10 @@ func (f *fsm) waitApplied(ctx context.Context, idx uint64) error {
 	}
 }
 
-// digest returns the applied index and the child's DEBUG DIGEST taken at
-// that index. DEBUG DIGEST covers every key, value and (shifted, hence
-// identical) deadline, independent of hash-table order.
+// digest returns the applied index and a digest of the whole dataset taken
+// at that index: the child's DEBUG DIGEST (every key, value and shifted,
+// hence identical, deadline, independent of hash-table order), extended with
+// each stream's consumer groups, which DEBUG DIGEST leaves out.
 func (f *fsm) digest(c *respConn) (uint64, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -182,7 +187,107 @@ func (f *fsm) digest(c *respConn) (uint64, string, error) {
 	if replyIsError(raw) {
 		return 0, "", fmt.Errorf("DEBUG DIGEST: %s", s)
 	}
+	groups, err := streamGroupsDigest(c)
+	if err != nil {
+		return 0, "", err
+	}
+	if groups != "" {
+		sum := sha1.Sum([]byte(s + groups))
+		s = hex.EncodeToString(sum[:])
+	}
 	return f.applied.Load(), s, nil
+}
+
+// streamGroupsDigest hashes the consumer groups of every stream (XINFO
+// STREAM FULL without the consumers' seen-time and active-time, which each
+// child keeps by its own clock), in key order; "" when there are none.
+func streamGroupsDigest(c *respConn) (string, error) {
+	var parts []string
+	for db := 0; db < 16; db++ {
+		keys, err := scanAll(c, db, "TYPE", "stream")
+		if err != nil {
+			return "", err
+		}
+		for _, k := range keys {
+			raw, err := c.do("XINFO", "STREAM", k, "FULL", "COUNT", "0")
+			if err != nil {
+				return "", err
+			}
+			v, err := parseReply(raw)
+			if err != nil {
+				return "", err
+			}
+			fields, _ := v.([]any)
+			for i := 0; i+1 < len(fields); i += 2 {
+				if asString(fields[i]) == "groups" {
+					dropConsumerTimes(fields[i+1])
+					parts = append(parts, strconv.Itoa(db)+"\x00"+k+"\x00"+string(encodeValue(nil, fields[i+1])))
+				}
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return "", nil
+	}
+	sort.Strings(parts)
+	sum := sha1.Sum([]byte(strings.Join(parts, "\x01")))
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// dropConsumerTimes blanks seen-time and active-time in XINFO's groups.
+func dropConsumerTimes(groups any) {
+	list, _ := groups.([]any)
+	for _, g := range list {
+		gf, _ := g.([]any)
+		for i := 0; i+1 < len(gf); i += 2 {
+			if asString(gf[i]) != "consumers" {
+				continue
+			}
+			consumers, _ := gf[i+1].([]any)
+			for _, cons := range consumers {
+				cf, _ := cons.([]any)
+				for j := 0; j+1 < len(cf); j += 2 {
+					if n := asString(cf[j]); n == "seen-time" || n == "active-time" {
+						cf[j+1] = int64(0)
+					}
+				}
+			}
+		}
+	}
+}
+
+// scanAll lists every key of db matching the SCAN options.
+func scanAll(c *respConn, db int, opts ...string) ([]string, error) {
+	if c.selectDB(db) {
+		if err := c.flush(); err != nil {
+			return nil, err
+		}
+		if _, err := c.readReply(); err != nil {
+			return nil, err
+		}
+	}
+	var keys []string
+	cursor := "0"
+	for {
+		raw, err := c.do(append([]string{"SCAN", cursor, "COUNT", "1000"}, opts...)...)
+		if err != nil {
+			return nil, err
+		}
+		v, err := parseReply(raw)
+		parts, ok := v.([]any)
+		if err != nil || !ok || len(parts) != 2 {
+			return nil, fmt.Errorf("unexpected SCAN reply %q", raw)
+		}
+		cursor = asString(parts[0])
+		batch, _ := parts[1].([]any)
+		for _, k := range batch {
+			keys = append(keys, asString(k))
+		}
+		if cursor == "0" {
+			sort.Strings(keys)
+			return keys, nil
+		}
+	}
 }
 
 // pipeline queues commands for the child and the handlers of their replies,

@@ -21,10 +21,10 @@ const functionPreludeMarker = "local function __rt() return redis end;"
 // load time only the restricted redis table exists (captured as __r0); the
 // runtime one is looked up through __rt() when a callback runs, and the
 // user's redis table is completed from it then.
-var functionPrelude = functionPreludeMarker + ` local __r0 = redis; local __r = nil; local __T = 0; local __ro = false; local __D = ` + strconv.FormatInt(deadlineShift, 10) + `; ` +
+var functionPrelude = functionPreludeMarker + ` local __r0 = redis; local __r = nil; local __keys = nil; local __T = 0; local __ro = false; local __D = ` + strconv.FormatInt(deadlineShift, 10) + `; ` +
 	strings.Join(scriptHelpers, " ") + ` ` +
 	`local redis = {log = __r0.log}; local __filled = false; ` +
-	`local function __wrap(cb) return function(keys, args) __r = __rt(); if not __filled then for k, v in pairs(__r) do if redis[k] == nil then redis[k] = v end end; __filled = true end; __T = tonumber(table.remove(args)) or 0; __ro = __T < 0; if __ro then __T = -__T end; return cb(keys, args) end end; ` +
+	`local function __wrap(cb) return function(keys, args) __r = __rt(); if not __filled then for k, v in pairs(__r) do if redis[k] == nil then redis[k] = v end end; __filled = true end; __keys = keys; __decl = nil; __T = tonumber(table.remove(args)) or 0; __ro = __T < 0; if __ro then __T = -__T end; return cb(keys, args) end end; ` +
 	`redis.call = function(...) return __call(__r.call, ...) end; redis.pcall = function(...) return __call(__r.pcall, ...) end; ` +
 	`redis.register_function = function(a, b) if b == nil then a.callback = __wrap(a.callback); return __r0.register_function(a) end; return __r0.register_function(a, __wrap(b)) end;`
 

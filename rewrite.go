@@ -54,12 +54,17 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 			st.watch = string(c.Args[1])
 		}
 		for i := range c.Sub {
-			sub := planCommand(tbl, &c.Sub[i], t, seed+uint64(i)+1, scripts)
-			st.precheck = append(st.precheck, sub.precheck...)
-			st.readBack = append(st.readBack, sub.readBack...)
+			st.sub = append(st.sub, planCommand(tbl, &c.Sub[i], t, seed+uint64(i)+1, scripts))
+		}
+		for i := range st.sub {
+			sub := &st.sub[i]
+			// A SWAPDB inside the transaction moves keys between databases:
+			// check a key where it lives before MULTI, read its deadline
+			// back where it lives after EXEC.
+			st.precheck = append(st.precheck, throughSwaps(sub.precheck, st.sub[:i], true)...)
+			st.readBack = append(st.readBack, throughSwaps(sub.readBack, st.sub[i+1:], false)...)
 			st.expireNow = st.expireNow || sub.expireNow
 			sub.precheck, sub.readBack = nil, nil
-			st.sub = append(st.sub, sub)
 		}
 		return st
 	}
@@ -159,6 +164,30 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 			[]byte(strconv.FormatInt(t, 10)), []byte(info.name)}
 	}
 	return st
+}
+
+// throughSwaps maps keys through the SWAPDBs of steps, in order, or in
+// reverse order when backwards is set.
+func throughSwaps(keys []dbKey, steps []applyStep, backwards bool) []dbKey {
+	out := append([]dbKey(nil), keys...)
+	for n := range steps {
+		st := steps[n]
+		if backwards {
+			st = steps[len(steps)-1-n]
+		}
+		if st.effect != effectSwapDB {
+			continue
+		}
+		for i := range out {
+			switch out[i].DB {
+			case st.swapA:
+				out[i].DB = st.swapB
+			case st.swapB:
+				out[i].DB = st.swapA
+			}
+		}
+	}
+	return out
 }
 
 // planSetLike rewrites the expiry option of SET (options from index 3) and
@@ -318,7 +347,7 @@ func evalArgs(body string, rest [][]byte, t int64) [][]byte {
 // arguments become absolute shifted deadlines computed from T, TIME answers
 // T, and TTL reads are shifted back. It is one line, so error line numbers in
 // the user's script do not move. T arrives as the last ARGV and is removed.
-var scriptPrelude = `local __r = redis; local __T = tonumber(ARGV[#ARGV]); ARGV[#ARGV] = nil; local __ro = __T < 0; if __ro then __T = -__T end; local __D = ` + strconv.FormatInt(deadlineShift, 10) + `; ` +
+var scriptPrelude = `local __r = redis; local __keys = KEYS; local __T = tonumber(ARGV[#ARGV]); ARGV[#ARGV] = nil; local __ro = __T < 0; if __ro then __T = -__T end; local __D = ` + strconv.FormatInt(deadlineShift, 10) + `; ` +
 	strings.Join(scriptHelpers, " ") + ` ` +
 	`local redis = setmetatable({call = function(...) return __call(__r.call, ...) end, pcall = function(...) return __call(__r.pcall, ...) end}, {__index = __r});`
 
@@ -334,12 +363,23 @@ var scriptHelpers = []string{
 	`elseif c == 'restore' then local v = __n(a[3]); if v then local abs = false; for i = 5, #a do if string.lower(tostring(a[i])) == 'absttl' then abs = true end end; if abs then a[3] = __at(v) else a[3] = __at(__T + v); a[#a + 1] = 'ABSTTL' end end;`,
 	`elseif c == 'xadd' then local i = 3; while i <= #a do local o = string.lower(tostring(a[i])); if o == 'nomkstream' then i = i + 1 elseif o == 'maxlen' or o == 'minid' then i = i + 1; if a[i] == '=' or a[i] == '~' then i = i + 1 end; i = i + 1 elseif o == 'limit' then i = i + 2 else break end end; if a[i] == '*' then a[i] = string.format('%.0f', __T) .. '-*' end;`,
 	`end; return a end;`,
-	`local __random = {spop = true, srandmember = true, randomkey = true, hrandfield = true, zrandmember = true};`,
+	`local __random = {spop = true, srandmember = true, randomkey = true, hrandfield = true, zrandmember = true, scan = true, sscan = true, hscan = true, zscan = true, select = true, swapdb = true, move = true};`,
+	`local __unordered = {smembers = true, sinter = true, sunion = true, sdiff = true, keys = true, hkeys = true, hvals = true};`,
+	`local __ttlcmd = {expire = 2, pexpire = 2, expireat = 2, pexpireat = 2, set = 2, setex = 2, psetex = 2, getex = 2, restore = 2, rename = 3, renamenx = 3, copy = 3};`,
+	`local function __setsttl(c, a) if c == 'set' or c == 'getex' then for i = 3, #a do local o = string.lower(tostring(a[i])); if o == 'ex' or o == 'px' or o == 'exat' or o == 'pxat' then return true end end; return false end; if c == 'restore' then return tostring(a[3]) ~= '0' end; return true end;`,
+	`local __decl = nil; local function __declared(k) if not __decl then __decl = {}; for _, x in ipairs(__keys or {}) do __decl[x] = true end end; return __decl[k] end;`,
+	`local function __pairsort(t) local p = {}; for i = 1, #t, 2 do p[#p + 1] = {t[i], t[i + 1]} end; table.sort(p, function(x, y) return x[1] < y[1] end); local o = {}; for _, x in ipairs(p) do o[#o + 1] = x[1]; o[#o + 1] = x[2] end; return o end;`,
 	`local function __ttl(c, k) local at = __r.call('PEXPIRETIME', k); if at < 0 then return at end; local ms = at - __D; if ms <= __T and (c == 'ttl' or c == 'pttl') then return -2 end;`,
 	`if c == 'ttl' then return math.floor((ms - __T + 500) / 1000) elseif c == 'pttl' then return ms - __T elseif c == 'expiretime' then return math.floor((ms + 500) / 1000) end; return ms end;`,
 	`local function __call(f, ...) local a = {...}; local c = string.lower(tostring(a[1]));`,
 	`if c == 'time' then return {tostring(math.floor(__T / 1000)), tostring((__T % 1000) * 1000)} end;`,
-	`if __random[c] and not __ro then local e = {err = 'ERR ' .. string.upper(c) .. ' is not allowed in scripts that may write on redraft: its result would differ between replicas'}; if f == __r.pcall then return e end; error(e) end;`,
+	`local function __refuse(msg) local e = {err = msg}; if f == __r.pcall then return e end; error(e) end;`,
+	`if not __ro then`,
+	`if __random[c] then return __refuse('ERR ' .. string.upper(c) .. ' is not allowed in scripts that may write on redraft: its effect would differ between replicas or escape deadline tracking') end;`,
+	`local n = __ttlcmd[c]; if n and __setsttl(c, a) then for i = 2, n do if a[i] ~= nil and not __declared(a[i]) then return __refuse('ERR ' .. string.upper(c) .. ' in a script that may write must name only keys declared in KEYS on redraft (deadlines are tracked per declared key)') end end; if c == 'copy' then for i = 4, #a do if string.lower(tostring(a[i])) == 'db' then return __refuse('ERR COPY ... DB is not allowed in scripts that may write on redraft') end end end end;`,
+	`end;`,
+	`if __unordered[c] and not __ro then local r = f(unpack(__fix(a))); if type(r) == 'table' and r.err == nil then table.sort(r) end; return r end;`,
+	`if c == 'hgetall' and not __ro then local r = f(unpack(__fix(a))); if type(r) == 'table' and r.err == nil then r = __pairsort(r) end; return r end;`,
 	`if (c == 'ttl' or c == 'pttl' or c == 'expiretime' or c == 'pexpiretime') and #a == 2 then return __ttl(c, a[2]) end;`,
 	`return f(unpack(__fix(a))) end;`,
 }

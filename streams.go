@@ -46,7 +46,10 @@ if r and not noack then
     local ids = {}
     for _, e in ipairs(s[2]) do ids[#ids + 1] = e[1] end
     for i = 1, #ids, 1000 do
-      redis.call('XCLAIM', s[1], group, consumer, 0, unpack(ids, i, math.min(i + 999, #ids)), 'TIME', T, 'JUSTID')
+      local a = {s[1], group, consumer, 0}
+      for j = i, math.min(i + 999, #ids) do a[#a + 1] = ids[j] end
+      a[#a + 1] = 'TIME'; a[#a + 1] = T; a[#a + 1] = 'JUSTID'
+      redis.call('XCLAIM', unpack(a))
     end
   end
 end
