@@ -272,12 +272,28 @@ func (ws *waiterSet) touched(keys []dbKey) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	for _, k := range keys {
-		if q := ws.byKey[k]; len(q) > 0 {
-			select {
-			case q[0].wake <- struct{}{}:
-			default:
+		if k.Key == anyKey {
+			// SWAPDB: every key of the database may have changed.
+			for wk, q := range ws.byKey {
+				if wk.DB == k.DB && len(q) > 0 {
+					wakeUp(q[0])
+				}
 			}
+			continue
 		}
+		if q := ws.byKey[k]; len(q) > 0 {
+			wakeUp(q[0])
+		}
+	}
+}
+
+// anyKey in a touched key stands for every key of its database.
+const anyKey = "\x00redraft:any"
+
+func wakeUp(w *waiter) {
+	select {
+	case w.wake <- struct{}{}:
+	default:
 	}
 }
 

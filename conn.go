@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -62,7 +63,7 @@ func (s *server) single(ctx context.Context, cl *client, info *commandInfo, args
 		cl.setName("")
 		return respStatus("RESET"), false
 	case "auth":
-		return respError("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"), false
+		return authReply(args[1:]), false
 	case "hello":
 		return s.hello(cl, args), false
 	case "multi":
@@ -173,7 +174,13 @@ func (s *server) hello(cl *client, args [][]byte) []byte {
 		for i := 2; i < len(args); i++ {
 			switch strings.ToLower(string(args[i])) {
 			case "auth":
-				return respError("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+				if i+2 >= len(args) {
+					return respError("ERR Syntax error in HELLO option 'auth'")
+				}
+				if reply := authReply(args[i+1 : i+3]); !bytes.Equal(reply, respOK) {
+					return reply
+				}
+				i += 2
 			case "setname":
 				if i+1 < len(args) {
 					cl.setName(string(args[i+1]))
@@ -261,6 +268,24 @@ func (s *server) clientCommand(cl *client, args [][]byte) []byte {
 		return respBulk(b.String())
 	case "kill":
 		return s.clientKill(cl, args[2:])
+	case "help":
+		lines := []string{
+			"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"GETNAME", "    Return the name of the current connection.",
+			"ID", "    Return the ID of the current connection.",
+			"INFO", "    Return information about the current client connection.",
+			"KILL <ip:port>|ID <id>|ADDR <ip:port>|SKIPME yes|no", "    Kill connections of this node.",
+			"LIST", "    Return information about this node's client connections.",
+			"REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
+			"SETNAME <name>", "    Assign the name <name> to the current connection.",
+			"SETINFO <LIB-NAME|LIB-VER> <value>", "    Accepted and ignored.",
+			"HELP", "    Print this help.",
+		}
+		out := respArrayHeader(len(lines))
+		for _, l := range lines {
+			out = append(out, respStatus(l)...)
+		}
+		return out
 	}
 	return respError(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try CLIENT HELP.", args[1]))
 }
@@ -513,4 +538,18 @@ func (s *server) wait(ctx context.Context, args [][]byte) []byte {
 		}
 	}
 	return respInt(have)
+}
+
+// authReply answers AUTH [username] password: there are no passwords yet,
+// so the default user (which has none) accepts any password, as Redis does.
+func authReply(args [][]byte) []byte {
+	switch {
+	case len(args) == 1:
+		return respError("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+	case len(args) == 2 && string(args[0]) == "default":
+		return respOK
+	case len(args) == 2:
+		return respError("WRONGPASS invalid username-password pair or user is disabled.")
+	}
+	return respError("ERR syntax error")
 }

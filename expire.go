@@ -15,12 +15,23 @@ const deadlineShift int64 = 100 * 365 * 24 * 3600 * 1000
 // ARGV[1] and returns, per key, -2 when it deleted the key, otherwise the
 // key's shifted PEXPIRETIME (-1 none, -2 missing). The check runs inside the
 // child, so the outcome depends only on replicated state.
+//
+// When keyspace notifications are on, ARGV[2] holds the flags and ARGV[3]
+// the database: the caller turns notifications off around the script, and
+// the script raises "expired" itself, as Redis's own expiry would (DEL would
+// raise "del").
 const condDelScript = `local out = {}
+local flags = ARGV[2]
+local x = flags and (string.find(flags, 'A', 1, true) or string.find(flags, 'x', 1, true))
 for i, k in ipairs(KEYS) do
   local at = redis.call('PEXPIRETIME', k)
   if at >= 0 and at <= tonumber(ARGV[1]) then
     redis.call('DEL', k)
     at = -2
+    if x then
+      if string.find(flags, 'K', 1, true) then redis.call('PUBLISH', '__keyspace@' .. ARGV[3] .. '__:' .. k, 'expired') end
+      if string.find(flags, 'E', 1, true) then redis.call('PUBLISH', '__keyevent@' .. ARGV[3] .. '__:expired', k) end
+    end
   end
   out[i] = at
 end

@@ -27,6 +27,12 @@ func (s *server) shouldForward() bool {
 // returns the leader's replies. skip leading replies are dropped (MULTI's
 // OK and the QUEUED answers of a forwarded transaction).
 func (s *server) forward(cl *client, cmds [][][]byte, skip int) [][]byte {
+	return s.forwardWithin(cl, cmds, skip, requestTimeout)
+}
+
+// forwardWithin is forward with a deadline for the leader's answer (0: none,
+// for a blocking command that may wait forever).
+func (s *server) forwardWithin(cl *client, cmds [][][]byte, skip int, limit time.Duration) [][]byte {
 	fail := func(msg string) [][]byte {
 		out := make([][]byte, len(cmds)-skip)
 		for i := range out {
@@ -48,8 +54,10 @@ func (s *server) forward(cl *client, cmds [][][]byte, skip int) [][]byte {
 		cl.fwdAddr = leader
 	}
 	c := cl.fwd
-	_ = c.nc.SetDeadline(time.Now().Add(requestTimeout))
-	defer c.nc.SetDeadline(time.Time{})
+	if limit > 0 {
+		_ = c.nc.SetDeadline(time.Now().Add(limit))
+		defer c.nc.SetDeadline(time.Time{})
+	}
 	selected := c.selectDB(cl.db)
 	for _, args := range cmds {
 		c.send(args)

@@ -38,6 +38,9 @@ type fsm struct {
 	applied atomic.Uint64 // index of the last applied entry
 
 	watches map[string]*watchEntry // by watch ID; touched only under mu
+	// notifyFlags is the child's notify-keyspace-events, tracked from the
+	// log so that expiry can raise "expired" (touched only under mu).
+	notifyFlags string
 
 	scriptsMu sync.RWMutex
 	scripts   map[string]string // SHA1 -> body of every script seen
@@ -321,7 +324,7 @@ func (p *pipeline) send(db int, args [][]byte, h func([]byte)) {
 // the client's reply lands in *out.
 func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 	p.addCondDel(p.dueKeys(st.precheck, t), t)
-	trackTouch := p.f.wantTouches != nil && p.f.wantTouches() && len(st.precheck) > 0
+	trackTouch := p.f.wantTouches != nil && p.f.wantTouches()
 	if st.reply != nil {
 		*out = st.reply
 		return
@@ -348,7 +351,15 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 	if trackTouch {
 		// Blocked clients are woken only by writes that did something: a
 		// nil or error reply (e.g. a waiter's own empty pop) changed nothing.
-		keys := st.precheck
+		keys := append(append([]dbKey(nil), st.precheck...), st.readBack...) // MOVE, COPY: the target too
+		if st.effect == effectSwapDB {
+			keys = append(keys, dbKey{st.swapA, anyKey}, dbKey{st.swapB, anyKey})
+		}
+		for _, sub := range st.sub {
+			if sub.effect == effectSwapDB {
+				keys = append(keys, dbKey{sub.swapA, anyKey}, dbKey{sub.swapB, anyKey})
+			}
+		}
 		touch := func(raw []byte) {
 			if !isNilReply(raw) && !replyIsError(raw) {
 				p.touchedKeys = append(p.touchedKeys, keys...)
@@ -361,6 +372,9 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 		}
 	}
 	p.addIndexEffect(st)
+	if st.notifyChange {
+		p.refreshNotifyFlags()
+	}
 	if st.reprelude {
 		p.addPreludeToLibraries()
 	}
@@ -434,10 +448,14 @@ func (p *pipeline) finishExec(st *applyStep, raw []byte) []byte {
 // afterTransaction makes later commands see a transaction's SWAPDB and
 // gives restored libraries their prelude.
 func (p *pipeline) afterTransaction(st *applyStep) {
-	swapped, restored := false, false
+	swapped, restored, notify := false, false, false
 	for _, sub := range st.sub {
 		swapped = swapped || sub.effect == effectSwapDB
 		restored = restored || sub.reprelude
+		notify = notify || sub.notifyChange
+	}
+	if notify {
+		p.refreshNotifyFlags()
 	}
 	if swapped {
 		if err := p.run(); err != nil {
@@ -525,6 +543,11 @@ func (p *pipeline) addCondDel(keys []dbKey, t int64) {
 			args = append(args, []byte(k.Key))
 		}
 		args = append(args, []byte(strconv.FormatInt(t+deadlineShift, 10)))
+		flags := p.f.notifyFlags
+		if flags != "" {
+			args = append(args, []byte(flags), []byte(strconv.Itoa(db)))
+			p.send(db, [][]byte{[]byte("CONFIG"), []byte("SET"), []byte("notify-keyspace-events"), nil}, nil)
+		}
 		p.send(db, args, func(raw []byte) {
 			items, err := readArrayItems(raw)
 			if err != nil || len(items) != len(ks) {
@@ -535,7 +558,36 @@ func (p *pipeline) addCondDel(keys []dbKey, t int64) {
 				p.f.index.set(ks[i], unshift(at))
 			}
 		})
+		if flags != "" {
+			p.send(db, [][]byte{[]byte("CONFIG"), []byte("SET"), []byte("notify-keyspace-events"), []byte(flags)}, nil)
+		}
 	}
+}
+
+// refreshNotifyFlags reads the child's notify-keyspace-events after a
+// change, synchronously, so later expiries in the same batch see it.
+func (p *pipeline) refreshNotifyFlags() {
+	if err := p.run(); err != nil {
+		p.f.fatal(err)
+	}
+	if err := p.f.loadNotifyFlags(); err != nil {
+		p.f.fatal(err)
+	}
+}
+
+// loadNotifyFlags reads notify-keyspace-events from the child.
+func (f *fsm) loadNotifyFlags() error {
+	raw, err := f.conn.do("CONFIG", "GET", "notify-keyspace-events")
+	if err != nil {
+		return err
+	}
+	v, err := parseReply(raw)
+	items, _ := v.([]any)
+	if err != nil || len(items) != 2 {
+		return fmt.Errorf("CONFIG GET notify-keyspace-events: %q", raw)
+	}
+	f.notifyFlags = asString(items[1])
+	return nil
 }
 
 // run flushes the queued commands and runs every reply handler in order.

@@ -146,7 +146,12 @@ func (s *server) process(conn redcon.Conn, cl *client, cmds []redcon.Command) bo
 				s.detachForBlocking(conn, cmds[i:])
 				return false
 			}
-			emit(conn, cl, s.block(cl, info, args, cl.gone))
+			if s.shouldForward() && !(info.name == "xread" && s.consistency == "low") {
+				// The leader's proxy does the waiting.
+				emit(conn, cl, s.forwardWithin(cl, [][][]byte{args}, 0, 0)[0])
+			} else {
+				emit(conn, cl, s.block(cl, info, args, cl.gone))
+			}
 			i++
 		default:
 			reply, closeAfter := s.single(ctx, cl, info, args)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
 	"math"
@@ -39,6 +40,8 @@ type applyStep struct {
 	sub       []applyStep         // queued commands of a transaction
 	watch     string              // the transaction's watch ID, if any
 	reprelude bool                // FUNCTION RESTORE: add the prelude to loaded libraries
+	// notifyChange: CONFIG SET notify-keyspace-events, which expiry follows.
+	notifyChange bool
 }
 
 // scriptSource looks up a script body by SHA1 (the FSM's script cache).
@@ -158,6 +161,12 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 		st.args = replaceArgs(args, len(args)-1, libraryWithPrelude(string(args[len(args)-1])), -1, "")
 	case "function|restore":
 		st.reprelude = true
+	case "config|set":
+		for i := 2; i < len(args); i += 2 {
+			if strings.EqualFold(string(args[i]), "notify-keyspace-events") {
+				st.notifyChange = true
+			}
+		}
 	case "ttl", "pttl", "expiretime", "pexpiretime":
 		// Inside MULTI: answered from the shifted deadline at time T.
 		st.args = [][]byte{[]byte("EVAL"), []byte(ttlScript), []byte("1"), args[1],
@@ -332,6 +341,7 @@ func (st *applyStep) planEval(args [][]byte, t int64, scripts scriptSource, keys
 	}
 	st.args = evalArgs(body, args[2:], t)
 	st.script = body
+	st.mapReply = userSHAInErrors(body)
 	st.readBack = keysOf(numKeysAt(args, 2))
 }
 
@@ -393,6 +403,18 @@ func scriptWithPrelude(body string) string {
 		return body + "\n" + scriptPrelude
 	}
 	return scriptPrelude + " " + body
+}
+
+// userSHAInErrors makes a script's error replies name the SHA of the
+// client's script rather than that of the script with the prelude.
+func userSHAInErrors(body string) func([]byte) []byte {
+	wrapped, user := []byte(scriptSHA(scriptWithPrelude(body))), []byte(scriptSHA(body))
+	return func(raw []byte) []byte {
+		if !replyIsError(raw) || !bytes.Contains(raw, wrapped) {
+			return raw
+		}
+		return bytes.ReplaceAll(raw, wrapped, user)
+	}
 }
 
 // scriptSHA is the SHA1 a client expects for body.
@@ -487,7 +509,7 @@ func planRead(info *commandInfo, args [][]byte, now int64, scripts scriptSource)
 		}
 		out := evalArgs(body, args[2:], -now) // negative: read-only context
 		out[0] = []byte("EVAL_RO")
-		return readStep{args: out}
+		return readStep{args: out, mapReply: userSHAInErrors(body)}
 	case "fcall_ro":
 		return readStep{args: append(append([][]byte(nil), args...), []byte(strconv.FormatInt(-now, 10)))}
 	}

@@ -292,6 +292,9 @@ func (f *fsm) restoreSnapshot(r io.Reader) (uint64, error) {
 					return 0, err
 				}
 			}
+			if err := f.loadNotifyFlags(); err != nil {
+				return 0, err
+			}
 			f.lastT.Store(int64(lastT))
 			return applied, nil
 		case recScript:
