@@ -10,8 +10,10 @@ import (
 // Scripts and functions run with a prelude (see scriptPrelude) that makes
 // their TTL arguments absolute, answers TIME with the entry time T and
 // shifts TTL reads back. EVAL carries T as an extra last ARGV; a function
-// library's registered callbacks receive T as an extra last argument, which
-// the library prelude removes before calling the user's function.
+// library's registered callbacks receive T as an extra last argument marked
+// "\x00T" (functionTimeArg), which the library prelude removes before calling
+// the user's function. Without that argument (a library from FUNCTION DUMP
+// loaded into a plain Redis) the prelude passes every call through.
 
 // functionPreludeMarker starts every library prelude, so a library that
 // lacks it (e.g. loaded by FUNCTION RESTORE) can be recognised.
@@ -24,7 +26,7 @@ const functionPreludeMarker = "local function __rt() return redis end;"
 var functionPrelude = functionPreludeMarker + ` local __r0 = redis; local __r = nil; local __keys = nil; local __T = 0; local __ro = false; local __D = ` + strconv.FormatInt(deadlineShift, 10) + `; ` +
 	strings.Join(scriptHelpers, " ") + ` ` +
 	`local redis = {log = __r0.log}; local __filled = false; ` +
-	`local function __wrap(cb) return function(keys, args) __r = __rt(); if not __filled then for k, v in pairs(__r) do if redis[k] == nil then redis[k] = v end end; __filled = true end; __keys = keys; __decl = nil; __T = tonumber(table.remove(args)) or 0; __ro = __T < 0; if __ro then __T = -__T end; return cb(keys, args) end end; ` +
+	`local function __wrap(cb) return function(keys, args) __r = __rt(); if not __filled then for k, v in pairs(__r) do if redis[k] == nil then redis[k] = v end end; __filled = true end; __keys = keys; __decl = nil; local last = args[#args]; if type(last) == 'string' and string.sub(last, 1, 2) == '\0T' then table.remove(args); __T = tonumber(string.sub(last, 3)); __ro = __T < 0; if __ro then __T = -__T end else __T = nil end; return cb(keys, args) end end; ` +
 	`redis.call = function(...) return __call(__r.call, ...) end; redis.pcall = function(...) return __call(__r.pcall, ...) end; ` +
 	`redis.register_function = function(a, b) if b == nil then a.callback = __wrap(a.callback); return __r0.register_function(a) end; return __r0.register_function(a, __wrap(b)) end;`
 
@@ -133,4 +135,10 @@ func (p *pipeline) addPreludeToLibraries() {
 			}
 		}
 	}
+}
+
+// functionTimeArg is the extra last FCALL argument carrying T (negative for
+// FCALL_RO, the read-only flag).
+func functionTimeArg(t int64) []byte {
+	return []byte("\x00T" + strconv.FormatInt(t, 10))
 }

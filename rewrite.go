@@ -155,7 +155,7 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 	case "script|flush":
 		st.flushAll = true
 	case "fcall":
-		st.args = append(append([][]byte(nil), args...), []byte(strconv.FormatInt(t, 10)))
+		st.args = append(append([][]byte(nil), args...), functionTimeArg(t))
 		st.readBack = keysOf(numKeysAt(args, 2))
 	case "function|load":
 		st.args = replaceArgs(args, len(args)-1, libraryWithPrelude(string(args[len(args)-1])), -1, "")
@@ -381,7 +381,7 @@ var scriptHelpers = []string{
 	`local function __pairsort(t) local p = {}; for i = 1, #t, 2 do p[#p + 1] = {t[i], t[i + 1]} end; table.sort(p, function(x, y) return x[1] < y[1] end); local o = {}; for _, x in ipairs(p) do o[#o + 1] = x[1]; o[#o + 1] = x[2] end; return o end;`,
 	`local function __ttl(c, k) local at = __r.call('PEXPIRETIME', k); if at < 0 then return at end; local ms = at - __D; if ms <= __T and (c == 'ttl' or c == 'pttl') then return -2 end;`,
 	`if c == 'ttl' then return math.floor((ms - __T + 500) / 1000) elseif c == 'pttl' then return ms - __T elseif c == 'expiretime' then return math.floor((ms + 500) / 1000) end; return ms end;`,
-	`local function __call(f, ...) local a = {...}; local c = string.lower(tostring(a[1]));`,
+	`local function __call(f, ...) if __T == nil then return f(...) end; local a = {...}; local c = string.lower(tostring(a[1]));`,
 	`if c == 'time' then return {tostring(math.floor(__T / 1000)), tostring((__T % 1000) * 1000)} end;`,
 	`local function __refuse(msg) local e = {err = msg}; if f == __r.pcall then return e end; error(e) end;`,
 	`if not __ro then`,
@@ -511,7 +511,7 @@ func planRead(info *commandInfo, args [][]byte, now int64, scripts scriptSource)
 		out[0] = []byte("EVAL_RO")
 		return readStep{args: out, mapReply: userSHAInErrors(body)}
 	case "fcall_ro":
-		return readStep{args: append(append([][]byte(nil), args...), []byte(strconv.FormatInt(-now, 10)))}
+		return readStep{args: append(append([][]byte(nil), args...), functionTimeArg(-now))}
 	}
 	return readStep{args: args}
 }
