@@ -318,8 +318,9 @@ func (ws *waiterSet) passOn(w *waiter) {
 // notice the client leaving while it waits. From then on the proxy reads the
 // connection itself and serves every command through handle.
 func (s *server) detachForBlocking(conn redcon.Conn, pending []redcon.Command) {
-	dc := conn.Detach()
 	cl := conn.Context().(*client)
+	cl.detached = true
+	dc := conn.Detach()
 	cmds := make(chan redcon.Command, 64)
 	gone := make(chan struct{})
 	cl.gone, cl.cmds = gone, cmds

@@ -67,6 +67,7 @@ type client struct {
 	// the connection.
 	cmds      <-chan redcon.Command
 	handedOff bool
+	detached  bool // taken out of redcon's loop (set before Detach)
 	// fwd is this client's relay connection to the leader (--follower-proxy).
 	fwd     *respConn
 	fwdAddr string
@@ -85,7 +86,9 @@ func (s *server) serve(ln *chanListener) error {
 			return true
 		},
 		func(conn redcon.Conn, err error) {
-			if cl, ok := conn.Context().(*client); ok {
+			// redcon also calls this when a connection is detached; the
+			// proxy's own loop or the Pub/Sub relay then owns the client.
+			if cl, ok := conn.Context().(*client); ok && !cl.detached {
 				s.closeClient(cl)
 			}
 		})

@@ -41,6 +41,7 @@ func (s *server) subscribe(conn redcon.Conn, cl *client, rest []redcon.Command) 
 			return c, ok
 		}
 	} else {
+		cl.detached = true
 		dc = conn.Detach()
 	}
 	child, err := dialChild(s.child.sock)
@@ -50,7 +51,7 @@ func (s *server) subscribe(conn redcon.Conn, cl *client, rest []redcon.Command) 
 		dc.Close()
 		return
 	}
-	r := &relay{client: dc, child: child, errs: make(map[string][]byte)}
+	r := &relay{client: dc, child: child, errs: make(map[string][]byte), done: func() { s.closeClient(cl) }}
 	go r.fromChild()
 	go func() {
 		defer r.close()
@@ -81,6 +82,8 @@ type relay struct {
 	errMu  sync.Mutex
 	errs   map[string][]byte
 	serial int
+
+	done func() // releases the client's proxy state
 }
 
 // forward sends one client command to the child; false ends the relay.
@@ -148,5 +151,6 @@ func (r *relay) close() {
 	r.once.Do(func() {
 		r.child.Close()
 		r.client.Close()
+		r.done()
 	})
 }
