@@ -38,6 +38,9 @@ type node struct {
 	readyFast atomic.Bool // isReady, readable without the lock
 }
 
+// logCacheSize is how many recent log entries are kept in memory.
+const logCacheSize = 8192
+
 // raftOptions are the knobs from the command line.
 type raftOptions struct {
 	dir               string
@@ -79,6 +82,11 @@ func newNode(opts raftOptions, f *fsm, layer raft.StreamLayer, log *slog.Logger)
 	hasState, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		return nil, false, fmt.Errorf("inspect raft state: %w", err)
+	}
+	// Recent entries are served to followers from memory, not re-read from
+	// disk for every AppendEntries.
+	if logs, err = raft.NewLogCache(logCacheSize, logs); err != nil {
+		return nil, false, fmt.Errorf("log cache: %w", err)
 	}
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: layer, MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog,
