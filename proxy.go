@@ -415,26 +415,33 @@ func (s *server) sweep(ctx context.Context) error {
 	}
 }
 
-// expireLoop makes the leader sweep keys as their deadlines pass, so that
-// they disappear on every node even when nobody reads them.
-func (s *server) expireLoop(stop <-chan struct{}) {
-	t := time.NewTicker(20 * time.Millisecond)
+// every runs fn each period until stop closes.
+func every(stop <-chan struct{}, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
+			fn()
 		}
+	}
+}
+
+// expireLoop makes the leader sweep keys as their deadlines pass, so that
+// they disappear on every node even when nobody reads them.
+func (s *server) expireLoop(stop <-chan struct{}) {
+	every(stop, 20*time.Millisecond, func() {
 		if s.node.raft.State() != raft.Leader {
-			continue
+			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
 		if err := s.sweep(ctx); err != nil {
 			s.log.Debug("sweep", "err", err)
 		}
-		cancel()
-	}
+	})
 }
 
 // overMemory reports whether a denyoom command must be refused because the
@@ -445,23 +452,15 @@ func (s *server) overMemory(info *commandInfo) bool {
 
 // memoryLoop refreshes the child's used_memory for --maxmemory.
 func (s *server) memoryLoop(stop <-chan struct{}) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		raw := s.local("INFO", "memory")
-		info, _ := replyString(raw)
+	every(stop, 100*time.Millisecond, func() {
+		info, _ := replyString(s.local("INFO", "memory"))
 		for _, line := range strings.Split(info, "\r\n") {
 			if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
 				n, _ := strconv.ParseInt(v, 10, 64)
 				s.usedBytes.Store(n)
 			}
 		}
-	}
+	})
 }
 
 // local runs one command on a child connection with no consistency check.
