@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# make bench: bare redis-server vs redraft (1 node, 3 nodes at medium and
-# high consistency) under redis-benchmark, one table with rps, p50, p99 and
-# the ratio to bare Redis measured in the same run.
+# make bench: bare redis-server vs redraft (1 node; 3 nodes at medium and
+# high consistency; 3 nodes on the bolt log store) under redis-benchmark,
+# plus a TTL-heavy write (SET ... EX), one table with rps, p50, p99 and the
+# ratio to bare Redis measured in the same run.
 #
 #   REQUESTS=200000 CLIENTS=50 ./bench/run.sh
 set -euo pipefail
@@ -78,11 +79,23 @@ run_bench() { # label port
       tail -n +2 | tr -d '"' | awk -F, -v l="$1" -v P="$P" '{print l "," $1 "," P "," $2 "," $5 "," $7}' >>"$results"
   done
 }
+# run_ttl: a TTL-heavy write (every SET carries EX), the determinism
+# mechanism's worst case: each write's deadline is read back into the index.
+run_ttl() { # label port
+  for P in $PIPELINES; do
+    redis-benchmark -p "$2" -c "$CLIENTS" -r "$KEYSPACE" -n "$REQUESTS" -P "$P" --csv \
+      SET "key:__rand_int__" xxx EX 3600 2>/dev/null |
+      tail -n +2 | tr -d '"' | awk -F, -v l="$1" -v P="$P" '{print l ",SETEX," P "," $2 "," $5 "," $7}' >>"$results"
+  done
+}
 
-start_bare "$BASE_PORT"; run_bench bare "$BASE_PORT"; stop_all
+start_bare "$BASE_PORT"; run_bench bare "$BASE_PORT"; run_ttl bare "$BASE_PORT"; stop_all
 start_cluster $((BASE_PORT + 10)) 1 medium; run_bench "redraft-1-medium" $((BASE_PORT + 10)); stop_all
-start_cluster $((BASE_PORT + 20)) 3 medium; run_bench "redraft-3-medium" $((BASE_PORT + 20)); stop_all
+start_cluster $((BASE_PORT + 20)) 3 medium; run_bench "redraft-3-medium" $((BASE_PORT + 20)); run_ttl "redraft-3-medium" $((BASE_PORT + 20)); stop_all
 TESTS=get start_cluster $((BASE_PORT + 30)) 3 high; TESTS=get run_bench "redraft-3-high" $((BASE_PORT + 30)); stop_all
+# The other durable log store, for comparison (the default is wal).
+EXTRA_FLAGS="$EXTRA_FLAGS -backend bolt" start_cluster $((BASE_PORT + 40)) 3 medium
+TESTS=set run_bench "redraft-3-bolt" $((BASE_PORT + 40)); stop_all
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(redis-server --version | awk '{print $3}' | tr -d 'v='), $(go version | awk '{print $3}')"
 echo "redis-benchmark -c $CLIENTS -r $KEYSPACE -n $REQUESTS; durability high (fsync before acknowledging)"
