@@ -60,7 +60,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.redisServer, "redis-server", "", "path of the redis-server executable (default: beside redraft, then $PATH)")
 	fs.Uint64Var(&c.snapshotThreshold, "snapshot-threshold", 8192, "log entries between automatic snapshots")
 	fs.Uint64Var(&c.trailingLogs, "trailing-logs", 10240, "log entries kept after a snapshot for slow followers")
-	fs.DurationVar(&c.snapshotInterval, "snapshot-interval", 2*time.Minute, "how often to check whether a snapshot is due")
+	fs.DurationVar(&c.snapshotInterval, "snapshot-interval", 10*time.Second, "how often (randomised up to twice this) to check whether -snapshot-threshold entries have accumulated")
 	fs.StringVar(&c.maxMemory, "maxmemory", "0", "refuse writes that grow memory (-OOM) above this many bytes (e.g. 512mb); 0 for no limit")
 	fs.BoolVar(&c.followerProxy, "follower-proxy", false, "followers relay writes (and reads they may not serve) to the leader instead of answering -TRY")
 	fs.StringVar(&c.pprof, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off by default")

@@ -10,7 +10,7 @@ import (
 // Batching limits for one log entry.
 const (
 	maxBatchCommands = 1024
-	maxBatchBytes    = 1 << 20
+	maxBatchBytes    = 512 << 10
 	maxInFlight      = 1 // entries handed to Raft and not yet applied: one, so waiting writes form the next batch (group commit; measured best in make bench)
 )
 

@@ -38,8 +38,9 @@ type node struct {
 	readyFast atomic.Bool // isReady, readable without the lock
 }
 
-// logCacheSize is how many recent log entries are kept in memory.
-const logCacheSize = 8192
+// logCacheSize is how many recent log entries are kept in memory (entries
+// are at most maxBatchBytes, so this bounds the cache to 256 MiB).
+const logCacheSize = 512
 
 // raftOptions are the knobs from the command line.
 type raftOptions struct {
