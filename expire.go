@@ -1,9 +1,8 @@
 package main
 
 import (
+	"container/heap"
 	"sync"
-
-	"github.com/google/btree"
 )
 
 // deadlineShift (D) is added to every deadline stored in a child, so that no
@@ -37,13 +36,19 @@ for i, k in ipairs(KEYS) do
 end
 return out`
 
-// expiryItem orders deadlines in the index.
+// expiryItem is one deadline in the index's heap.
 type expiryItem struct {
 	at int64 // unshifted deadline, ms since the epoch
 	k  dbKey
 }
 
-func expiryLess(a, b expiryItem) bool {
+// expiryHeap orders items by deadline (then db and key, so the order is
+// total and the same on every node).
+type expiryHeap []expiryItem
+
+func (h expiryHeap) Len() int { return len(h) }
+func (h expiryHeap) Less(i, j int) bool {
+	a, b := h[i], h[j]
 	if a.at != b.at {
 		return a.at < b.at
 	}
@@ -52,41 +57,77 @@ func expiryLess(a, b expiryItem) bool {
 	}
 	return a.k.Key < b.k.Key
 }
+func (h expiryHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)   { *h = append(*h, x.(expiryItem)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
 
 // expiryIndex maps every key that may carry a deadline to that deadline. It
 // is maintained synchronously by the apply path from the child's own
 // PEXPIRETIME replies, so it is the same on every node at every log index. It
 // may hold stale entries for keys whose TTL was later removed; those are
 // harmless because every deletion is re-checked inside the child.
+//
+// Deadlines are kept in a map (the truth) and a min-heap with lazy deletion:
+// a heap item is live only while the map still holds its deadline. Setting a
+// deadline is a push; stale items are dropped when they reach the top, and
+// the heap is rebuilt when they outnumber the live ones.
 type expiryIndex struct {
 	mu    sync.Mutex
 	byKey map[dbKey]int64
-	order *btree.BTreeG[expiryItem]
+	heap  expiryHeap
 }
 
 func newExpiryIndex() *expiryIndex {
-	return &expiryIndex{byKey: make(map[dbKey]int64), order: btree.NewG(32, expiryLess)}
+	return &expiryIndex{byKey: make(map[dbKey]int64)}
 }
 
 // set records deadline at (unshifted ms) for k, or forgets k when at < 0.
 func (x *expiryIndex) set(k dbKey, at int64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.setLocked(k, at)
+	if old, ok := x.byKey[k]; ok && old == at {
+		return
+	}
+	if at < 0 {
+		delete(x.byKey, k)
+		return
+	}
+	x.byKey[k] = at
+	heap.Push(&x.heap, expiryItem{at, k})
+	if len(x.heap) > 2*len(x.byKey)+1024 {
+		x.rebuildLocked()
+	}
 }
 
-func (x *expiryIndex) setLocked(k dbKey, at int64) {
-	if old, ok := x.byKey[k]; ok {
-		if old == at {
-			return
+// live reports whether a heap item still holds its key's deadline.
+func (x *expiryIndex) live(it expiryItem) bool {
+	at, ok := x.byKey[it.k]
+	return ok && at == it.at
+}
+
+// rebuildLocked recreates the heap from the map.
+func (x *expiryIndex) rebuildLocked() {
+	x.heap = x.heap[:0]
+	for k, at := range x.byKey {
+		x.heap = append(x.heap, expiryItem{at, k})
+	}
+	heap.Init(&x.heap)
+}
+
+// topLocked drops stale items from the top and returns the earliest live one.
+func (x *expiryIndex) topLocked() (expiryItem, bool) {
+	for len(x.heap) > 0 {
+		if it := x.heap[0]; x.live(it) {
+			return it, true
 		}
-		x.order.Delete(expiryItem{old, k})
-		delete(x.byKey, k)
+		heap.Pop(&x.heap)
 	}
-	if at >= 0 {
-		x.byKey[k] = at
-		x.order.ReplaceOrInsert(expiryItem{at, k})
-	}
+	return expiryItem{}, false
 }
 
 // due reports whether k has a recorded deadline at or before t.
@@ -101,22 +142,28 @@ func (x *expiryIndex) due(k dbKey, t int64) bool {
 func (x *expiryIndex) earliest() (int64, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	it, ok := x.order.Min()
+	it, ok := x.topLocked()
 	return it.at, ok
 }
 
-// dueKeys lists up to limit keys whose deadline is at or before t.
+// dueKeys lists up to limit keys whose deadline is at or before t, earliest
+// first.
 func (x *expiryIndex) dueKeys(t int64, limit int) []dbKey {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	var out []dbKey
-	x.order.Ascend(func(it expiryItem) bool {
-		if it.at > t || len(out) >= limit {
-			return false
+	var taken []expiryItem
+	for len(taken) < limit {
+		it, ok := x.topLocked()
+		if !ok || it.at > t {
+			break
 		}
+		taken = append(taken, heap.Pop(&x.heap).(expiryItem))
+	}
+	var out []dbKey
+	for _, it := range taken {
 		out = append(out, it.k)
-		return true
-	})
+		heap.Push(&x.heap, it) // still indexed until the sweep applies
+	}
 	return out
 }
 
@@ -124,37 +171,34 @@ func (x *expiryIndex) dueKeys(t int64, limit int) []dbKey {
 func (x *expiryIndex) clear(db int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for k, at := range x.byKey {
+	for k := range x.byKey {
 		if db < 0 || k.DB == db {
-			x.order.Delete(expiryItem{at, k})
 			delete(x.byKey, k)
 		}
 	}
+	x.rebuildLocked()
 }
 
 // swap exchanges the entries of two databases (SWAPDB).
 func (x *expiryIndex) swap(a, b int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	var moved []expiryItem
+	moved := make(map[dbKey]int64)
 	for k, at := range x.byKey {
 		if k.DB == a || k.DB == b {
-			moved = append(moved, expiryItem{at, k})
+			delete(x.byKey, k)
+			if k.DB == a {
+				k.DB = b
+			} else {
+				k.DB = a
+			}
+			moved[k] = at
 		}
 	}
-	for _, it := range moved {
-		x.order.Delete(it)
-		delete(x.byKey, it.k)
+	for k, at := range moved {
+		x.byKey[k] = at
 	}
-	for _, it := range moved {
-		if it.k.DB == a {
-			it.k.DB = b
-		} else {
-			it.k.DB = a
-		}
-		x.byKey[it.k] = it.at
-		x.order.ReplaceOrInsert(it)
-	}
+	x.rebuildLocked()
 }
 
 // size is the number of tracked keys.

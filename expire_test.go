@@ -8,20 +8,26 @@ import (
 	"testing"
 )
 
-// checkIndex verifies that the map and the ordered tree agree.
+// checkIndex verifies that every deadline in the map has a live item in
+// the heap and that the heap property holds.
 func checkIndex(t *testing.T, x *expiryIndex) {
 	t.Helper()
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.order.Len() != len(x.byKey) {
-		t.Fatalf("tree has %d items, map %d", x.order.Len(), len(x.byKey))
-	}
-	x.order.Ascend(func(it expiryItem) bool {
-		if at, ok := x.byKey[it.k]; !ok || at != it.at {
-			t.Fatalf("tree item %+v, map has %d %v", it, at, ok)
+	live := make(map[dbKey]bool)
+	for i, it := range x.heap {
+		if x.live(it) {
+			live[it.k] = true
 		}
-		return true
-	})
+		if i > 0 && x.heap.Less(i, (i-1)/2) {
+			t.Fatalf("heap property broken at %d", i)
+		}
+	}
+	for k := range x.byKey {
+		if !live[k] {
+			t.Fatalf("key %v has no live heap item", k)
+		}
+	}
 }
 
 func TestExpiryIndexSetDue(t *testing.T) {
@@ -217,7 +223,8 @@ func TestExpiryIndexModel(t *testing.T) {
 				}
 			}
 			sort.Slice(want, func(i, j int) bool {
-				return expiryLess(expiryItem{model[want[i]], want[i]}, expiryItem{model[want[j]], want[j]})
+				h := expiryHeap{{model[want[i]], want[i]}, {model[want[j]], want[j]}}
+				return h.Less(0, 1)
 			})
 			limit := rng.Intn(10) + 1
 			if len(want) > limit {
