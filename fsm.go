@@ -325,10 +325,6 @@ func (p *pipeline) send(db int, args [][]byte, h func([]byte)) {
 func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 	p.addCondDel(p.dueKeys(st.precheck, t), t)
 	trackTouch := p.f.wantTouches != nil && p.f.wantTouches()
-	if st.reply != nil {
-		*out = st.reply
-		return
-	}
 	if st.script != "" {
 		p.f.rememberScript(st.script)
 	}

@@ -33,7 +33,6 @@ type applyStep struct {
 	effect    indexEffect
 	swapA     int
 	swapB     int
-	reply     []byte              // synthesized reply: nothing is sent
 	mapReply  func([]byte) []byte // rewrites the child's reply
 	script    string              // script body to remember (EVAL, SCRIPT LOAD)
 	flushAll  bool                // SCRIPT FLUSH: forget every script

@@ -57,9 +57,6 @@ func checkRewrites(t *testing.T, cases []rewriteCase) {
 		if st.expireNow != tc.expireNow {
 			t.Errorf("%q: expireNow = %v, want %v", tc.in, st.expireNow, tc.expireNow)
 		}
-		if st.reply != nil {
-			t.Errorf("%q: unexpected synthesized reply %q", tc.in, st.reply)
-		}
 	}
 }
 
@@ -308,8 +305,8 @@ func TestPlanEvalsha(t *testing.T) {
 	// Known script, SHA given in upper case.
 	st := planCommand(tbl, &command{Args: argv("EVALSHA", strings.ToUpper(sha), "1", "k", "arg")}, testT, 1, scripts)
 	want := []string{"EVAL", scriptWithPrelude(body), "1", "k", "arg", strconv.FormatInt(testT, 10)}
-	if !reflect.DeepEqual(strs(st.args), want) || st.reply != nil || st.script != body {
-		t.Errorf("EVALSHA known: args %q reply %q script %q", strs(st.args), st.reply, st.script)
+	if !reflect.DeepEqual(strs(st.args), want) || st.script != body {
+		t.Errorf("EVALSHA known: args %q script %q", strs(st.args), st.script)
 	}
 	if len(asked) != 1 || asked[0] != sha {
 		t.Errorf("script cache asked for %q, want lower-case %q", asked, sha)
@@ -321,8 +318,8 @@ func TestPlanEvalsha(t *testing.T) {
 	// prelude-wrapped scripts) answers NOSCRIPT, also inside MULTI.
 	unknown := argv("evalsha", "0123456789012345678901234567890123456789", "0")
 	st = planCommand(tbl, &command{Args: unknown}, testT, 1, scripts)
-	if st.reply != nil || !sameArgs(st.args, unknown) {
-		t.Errorf("unknown sha: reply %q args %q", st.reply, st.args)
+	if !sameArgs(st.args, unknown) {
+		t.Errorf("unknown sha: args %q", st.args)
 	}
 	if st.script != "" || st.readBack != nil {
 		t.Errorf("unknown sha: script %q readBack %v", st.script, st.readBack)
@@ -433,7 +430,7 @@ func TestPlanIndexEffects(t *testing.T) {
 func TestPlanUnknownAndPlainCommands(t *testing.T) {
 	for _, args := range [][]string{{"NOSUCH", "x"}, {"GET", "k"}, {"DEL", "a", "b"}} {
 		st := planArgs(t, 1, args...)
-		if !reflect.DeepEqual(strs(st.args), args) || st.readBack != nil || st.expireNow || st.reply != nil ||
+		if !reflect.DeepEqual(strs(st.args), args) || st.readBack != nil || st.expireNow ||
 			st.script != "" || st.effect != effectNone || st.sub != nil {
 			t.Errorf("%q planned as %+v", args, st)
 		}
