@@ -261,13 +261,8 @@ func dropConsumerTimes(groups any) {
 
 // scanAll lists every key of db matching the SCAN options.
 func scanAll(c *respConn, db int, opts ...string) ([]string, error) {
-	if c.selectDB(db) {
-		if err := c.flush(); err != nil {
-			return nil, err
-		}
-		if _, err := c.readReply(); err != nil {
-			return nil, err
-		}
+	if err := c.selectNow(db); err != nil {
+		return nil, err
 	}
 	var keys []string
 	cursor := "0"

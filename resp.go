@@ -63,6 +63,19 @@ func (c *respConn) selectDB(db int) bool {
 	return true
 }
 
+// selectNow switches to db at once (SELECT sent and answered) when the
+// connection is elsewhere.
+func (c *respConn) selectNow(db int) error {
+	if !c.selectDB(db) {
+		return nil
+	}
+	if err := c.flush(); err != nil {
+		return err
+	}
+	_, err := c.readReply()
+	return err
+}
+
 // flush writes the buffered commands.
 func (c *respConn) flush() error {
 	if err := c.bw.Flush(); err != nil {

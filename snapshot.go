@@ -198,13 +198,8 @@ func writeSnapshot(w *bufio.Writer, conn *respConn, applied uint64, lastT int64,
 
 // writeDB streams one database with SCAN, DUMP and PEXPIRETIME.
 func writeDB(w *bufio.Writer, conn *respConn, db int) error {
-	if conn.selectDB(db) {
-		if err := conn.flush(); err != nil {
-			return err
-		}
-		if _, err := conn.readReply(); err != nil {
-			return err
-		}
+	if err := conn.selectNow(db); err != nil {
+		return err
 	}
 	cursor := "0"
 	for {

@@ -75,13 +75,8 @@ func (p *pipeline) addWatchCommand(c *command, t int64, out *[]byte) {
 // watch issues WATCH for keys on the side connection.
 func (w *watchEntry) watch(keys []dbKey) error {
 	for _, k := range keys {
-		if w.conn.selectDB(k.DB) {
-			if err := w.conn.flush(); err != nil {
-				return err
-			}
-			if _, err := w.conn.readReply(); err != nil {
-				return err
-			}
+		if err := w.conn.selectNow(k.DB); err != nil {
+			return err
 		}
 		raw, err := w.conn.do("WATCH", k.Key)
 		if err != nil {
