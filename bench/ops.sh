@@ -70,29 +70,8 @@ rstat() { # port key -> value from RAFTSTATS
 rss_kb() { awk '/^VmRSS:/ { print $2 }' /proc/"$1"/status 2>/dev/null || echo 0; }
 child_of() { cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | head -1; } # the redis-server
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-wait_ping() { # port
-  for _ in $(seq 1 400); do
-    [ "$(cli "$1" PING)" = "PONG" ] && return 0
-    sleep 0.05
-  done
-  echo "port $1 never answered" >&2; return 1
-}
-wait_leader() { # port
-  for _ in $(seq 1 400); do
-    [ "$(cli "$1" RAFTSTATE)" = "Leader" ] && return 0
-    sleep 0.05
-  done
-  echo "no leader on $1" >&2; return 1
-}
-wait_members() { # port n
-  local n
-  for _ in $(seq 1 400); do
-    n=$(cli "$1" RAFTPEERS | grep -c '^127.0.0.1' || true)
-    [ "$n" -ge $(( $2 * 2 )) ] && return 0
-    sleep 0.05
-  done
-  echo "cluster on $1 did not reach $2 members" >&2; return 1
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh # cwd is the repository root
 declare -A node_pid
 start_node() { # port extra-flags...
   local p=$1; shift

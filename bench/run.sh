@@ -26,28 +26,8 @@ trap cleanup EXIT
 [ -x ./redraft ] || go build -o redraft .
 command -v redis-benchmark >/dev/null || { echo "redis-benchmark not found (apt-get install redis-tools)"; exit 1; }
 
-wait_ping() { # port
-  for _ in $(seq 1 200); do
-    redis-cli -p "$1" PING >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "port $1 never answered" >&2; return 1
-}
-wait_leader() { # port
-  for _ in $(seq 1 200); do
-    [ "$(redis-cli -p "$1" RAFTSTATE 2>/dev/null)" = "Leader" ] && return 0
-    sleep 0.05
-  done
-  echo "no leader on $1" >&2; return 1
-}
-wait_members() { # port n
-  for _ in $(seq 1 200); do
-    n=$(redis-cli -p "$1" RAFTPEERS 2>/dev/null | grep -c '^127.0.0.1' || true)
-    [ "$n" -ge $(( $2 * 2 )) ] && return 0
-    sleep 0.05
-  done
-  echo "cluster on $1 did not reach $2 members" >&2; return 1
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh # cwd is the repository root
 
 start_bare() { # port
   redis-server --port "$1" --save "" --appendonly no --daemonize no --dir "$work" --logfile "$work/bare.log" &
