@@ -8,7 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tidwall/redcon"
+	"github.com/redraft/redraft/internal/command"
+	"github.com/redraft/redraft/internal/redisconn"
+	"github.com/redraft/redraft/internal/resp"
 )
 
 // Blocking commands never block the state machine. The client waits in the
@@ -42,48 +44,55 @@ for _, k in ipairs(KEYS) do
 end
 return false`
 
-// planBlocking builds the plan for a blocking call, or an error reply.
-func (s *server) planBlocking(ctx context.Context, info *commandInfo, db int, args [][]byte) (*blockingPlan, []byte) {
-	p := &blockingPlan{nilReply: []byte("*-1\r\n")}
-	keysOf := func(keys [][]byte) {
-		for _, k := range keys {
-			p.keys = append(p.keys, dbKey{db, string(k)})
-		}
-	}
+// planPop plans BLPOP, BRPOP, BZPOPMIN and BZPOPMAX: a script pops from the
+// first non-empty key.
+func planPop(_ *server, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
+	p := &blockingPlan{nilReply: resp.NullArray}
 	var err []byte
-	switch info.name {
-	case "blpop", "brpop", "bzpopmin", "bzpopmax":
-		p.timeout, err = parseTimeout(args[len(args)-1])
-		keys := args[1 : len(args)-1]
-		keysOf(keys)
-		op := map[string]string{"blpop": "LPOP", "brpop": "RPOP", "bzpopmin": "ZPOPMIN", "bzpopmax": "ZPOPMAX"}[info.name]
-		p.nb = append(append([][]byte{[]byte("EVAL"), []byte(popScript), []byte(strconv.Itoa(len(keys)))}, keys...), []byte(op))
-	case "brpoplpush":
+	p.timeout, err = parseTimeout(args[len(args)-1])
+	keys := args[1 : len(args)-1]
+	p.keys = dbKeys(db, keys)
+	op := map[string]string{"blpop": "LPOP", "brpop": "RPOP", "bzpopmin": "ZPOPMIN", "bzpopmax": "ZPOPMAX"}[command.Lower(args[0])]
+	p.nb = append(append([][]byte{[]byte("EVAL"), []byte(popScript), []byte(strconv.Itoa(len(keys)))}, keys...), []byte(op))
+	return p, err
+}
+
+// planMove plans BRPOPLPUSH and BLMOVE as RPOPLPUSH and LMOVE.
+func planMove(_ *server, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
+	p := &blockingPlan{nilReply: resp.NullBulk, keys: dbKeys(db, args[1:3])}
+	var err []byte
+	if command.Lower(args[0]) == "brpoplpush" {
 		p.timeout, err = parseTimeout(args[3])
-		keysOf(args[1:3])
 		p.nb = [][]byte{[]byte("RPOPLPUSH"), args[1], args[2]}
-		p.nilReply = respNullBulk
-	case "blmove":
+	} else {
 		p.timeout, err = parseTimeout(args[5])
-		keysOf(args[1:3])
 		p.nb = [][]byte{[]byte("LMOVE"), args[1], args[2], args[3], args[4]}
-		p.nilReply = respNullBulk
-	case "blmpop", "bzmpop":
-		p.timeout, err = parseTimeout(args[1])
-		keysOf(numKeysAt(args, 2))
-		p.nb = append([][]byte{[]byte(strings.TrimPrefix(strings.ToUpper(info.name), "B"))}, args[2:]...)
-	case "xread", "xreadgroup":
-		return s.planXRead(ctx, info, db, args)
-	default:
-		return nil, respError("ERR blocking command not supported by redraft")
 	}
 	return p, err
 }
 
+// planMPop plans BLMPOP and BZMPOP as LMPOP and ZMPOP.
+func planMPop(_ *server, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
+	p := &blockingPlan{nilReply: resp.NullArray, keys: dbKeys(db, command.NumKeysAt(args, 2))}
+	var err []byte
+	p.timeout, err = parseTimeout(args[1])
+	p.nb = append([][]byte{[]byte(strings.TrimPrefix(strings.ToUpper(command.Lower(args[0])), "B"))}, args[2:]...)
+	return p, err
+}
+
+// dbKeys names keys in db.
+func dbKeys(db int, keys [][]byte) []dbKey {
+	out := make([]dbKey, len(keys))
+	for i, k := range keys {
+		out[i] = dbKey{db, string(k)}
+	}
+	return out
+}
+
 // planXRead drops BLOCK from XREAD/XREADGROUP and pins "$" to the stream's
 // current last ID.
-func (s *server) planXRead(ctx context.Context, info *commandInfo, db int, args [][]byte) (*blockingPlan, []byte) {
-	p := &blockingPlan{nilReply: []byte("*-1\r\n"), read: info.name == "xread"}
+func (s *server) planXRead(ctx context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
+	p := &blockingPlan{nilReply: resp.NullArray, read: command.Lower(args[0]) == "xread"}
 	var nb [][]byte
 	streamsAt := -1
 	for i := 0; i < len(args); i++ {
@@ -91,10 +100,10 @@ func (s *server) planXRead(ctx context.Context, info *commandInfo, db int, args 
 		if a == "block" && i+1 < len(args) && streamsAt < 0 {
 			ms, err := strconv.ParseInt(string(args[i+1]), 10, 64)
 			if err != nil {
-				return nil, respError("ERR timeout is not an integer or out of range")
+				return nil, resp.Error("ERR timeout is not an integer or out of range")
 			}
 			if ms < 0 {
-				return nil, respError("ERR timeout is negative")
+				return nil, resp.Error("ERR timeout is negative")
 			}
 			p.timeout = time.Duration(ms) * time.Millisecond
 			i++
@@ -106,7 +115,7 @@ func (s *server) planXRead(ctx context.Context, info *commandInfo, db int, args 
 		nb = append(nb, args[i])
 	}
 	if streamsAt < 0 || (len(nb)-streamsAt-1)%2 != 0 {
-		return nil, respError("ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.")
+		return nil, resp.Error("ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.")
 	}
 	n := (len(nb) - streamsAt - 1) / 2
 	keys, ids := nb[streamsAt+1:streamsAt+1+n], nb[streamsAt+1+n:]
@@ -122,15 +131,15 @@ func (s *server) planXRead(ctx context.Context, info *commandInfo, db int, args 
 
 // lastStreamID is a stream's last generated ID, "0-0" if it has none.
 func (s *server) lastStreamID(ctx context.Context, db int, key []byte) string {
-	raw := s.readSteps(ctx, db, []readStep{{args: [][]byte{[]byte("XINFO"), []byte("STREAM"), key}}}, false)[0]
-	v, err := parseReply(raw)
+	raw := s.reads.local(ctx, db, [][]byte{[]byte("XINFO"), []byte("STREAM"), key})
+	v, err := resp.Parse(raw)
 	fields, ok := v.([]any)
 	if err != nil || !ok {
 		return "0-0"
 	}
 	for i := 0; i+1 < len(fields); i += 2 {
-		if asString(fields[i]) == "last-generated-id" {
-			return asString(fields[i+1])
+		if resp.AsString(fields[i]) == "last-generated-id" {
+			return resp.AsString(fields[i+1])
 		}
 	}
 	return "0-0"
@@ -140,16 +149,20 @@ func (s *server) lastStreamID(ctx context.Context, db int, key []byte) string {
 func parseTimeout(arg []byte) (time.Duration, []byte) {
 	f, err := strconv.ParseFloat(string(arg), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, respError("ERR timeout is not a float or out of range")
+		return 0, resp.Error("ERR timeout is not a float or out of range")
 	}
 	if f < 0 {
-		return 0, respError("ERR timeout is negative")
+		return 0, resp.Error("ERR timeout is negative")
 	}
 	return time.Duration(f * float64(time.Second)), nil
 }
 
-// block serves one blocking call. gone is closed when the client goes away.
-func (s *server) block(cl *client, info *commandInfo, args [][]byte, gone <-chan struct{}) []byte {
+// blockUntilServed serves one blocking call for cl: it waits until the
+// non-blocking form gets a value, the timeout passes, the client leaves, or
+// this node stops leading.
+func (s *server) blockUntilServed(cl *client, ci *commandInfo, args [][]byte) []byte {
+	gone, stop := cl.watchDeparture()
+	defer stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -159,7 +172,7 @@ func (s *server) block(cl *client, info *commandInfo, args [][]byte, gone <-chan
 		case <-ctx.Done():
 		}
 	}()
-	p, errReply := s.planBlocking(ctx, info, cl.db, args)
+	p, errReply := ci.block(s, ctx, cl.db, args)
 	if errReply != nil {
 		return errReply
 	}
@@ -175,8 +188,8 @@ func (s *server) block(cl *client, info *commandInfo, args [][]byte, gone <-chan
 	defer check.Stop()
 	for {
 		reply := s.tryNonBlocking(ctx, cl, p)
-		if !isNilReply(reply) {
-			if !replyIsError(reply) {
+		if !resp.IsNil(reply) {
+			if !resp.IsError(reply) {
 				s.waiters.passOn(w) // more may be waiting on these keys
 			}
 			return reply
@@ -190,9 +203,9 @@ func (s *server) block(cl *client, info *commandInfo, args [][]byte, gone <-chan
 			case <-ctx.Done():
 				return p.nilReply
 			case <-check.C:
-				if !p.read || s.consistency != "low" {
-					if err := s.node.waitLeaderReady(ctx); err != nil {
-						return s.node.notLeaderError()
+				if !p.read || s.reads.level != consistencyLow {
+					if err := s.node.waitReady(ctx); err != nil {
+						return errorReply(err)
 					}
 				}
 			}
@@ -204,14 +217,17 @@ func (s *server) block(cl *client, info *commandInfo, args [][]byte, gone <-chan
 func (s *server) tryNonBlocking(ctx context.Context, cl *client, p *blockingPlan) []byte {
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
+	var replies [][]byte
+	var err error
 	if p.read {
-		return s.readSteps(rctx, cl.db, []readStep{{args: p.nb}}, true)[0]
+		replies, err = s.reads.steps(rctx, cl.db, []redisconn.Step{{Args: p.nb}}, true)
+	} else {
+		replies, err = s.proposer.write(rctx, []entryCmd{{DB: cl.db, Args: p.nb}})
 	}
-	return s.propose(rctx, []command{{DB: cl.db, Args: p.nb}})[0]
-}
-
-func isNilReply(raw []byte) bool {
-	return string(raw) == "*-1\r\n" || string(raw) == "$-1\r\n"
+	if err != nil {
+		return errorReply(err)
+	}
+	return replies[0]
 }
 
 // waiter is one blocked client.
@@ -287,9 +303,6 @@ func (ws *waiterSet) touched(keys []dbKey) {
 	}
 }
 
-// anyKey in a touched key stands for every key of its database.
-const anyKey = "\x00redraft:any"
-
 func wakeUp(w *waiter) {
 	select {
 	case w.wake <- struct{}{}:
@@ -312,62 +325,4 @@ func (ws *waiterSet) passOn(w *waiter) {
 			}
 		}
 	}
-}
-
-// detachForBlocking takes conn out of redcon's loop so that the proxy can
-// notice the client leaving while it waits. From then on the proxy reads the
-// connection itself and serves every command through handle.
-func (s *server) detachForBlocking(conn redcon.Conn, pending []redcon.Command) {
-	cl := conn.Context().(*client)
-	cl.detached = true
-	dc := conn.Detach()
-	cmds := make(chan redcon.Command, 64)
-	gone := make(chan struct{})
-	cl.gone, cl.cmds = gone, cmds
-	go func() {
-		defer close(gone)
-		defer close(cmds)
-		for {
-			c, err := dc.ReadCommand()
-			if err != nil {
-				return
-			}
-			cmds <- copyCommand(c)
-		}
-	}()
-	go func() {
-		defer func() {
-			if !cl.handedOff {
-				dc.Close()
-			}
-		}()
-		queue := pending
-		for {
-			if len(queue) == 0 {
-				c, ok := <-cmds
-				if !ok {
-					s.closeClient(cl)
-					return
-				}
-				queue = []redcon.Command{c}
-			}
-			closeNow := s.process(dc, cl, queue)
-			if cl.handedOff {
-				return // the Pub/Sub relay owns the connection now
-			}
-			if dc.Flush() != nil || closeNow {
-				return
-			}
-			queue = nil
-		}
-	}()
-}
-
-// copyCommand detaches a command from the reader's buffer.
-func copyCommand(c redcon.Command) redcon.Command {
-	args := make([][]byte, len(c.Args))
-	for i, a := range c.Args {
-		args[i] = append([]byte(nil), a...)
-	}
-	return redcon.Command{Args: args}
 }

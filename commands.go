@@ -1,11 +1,19 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"fmt"
-	"strconv"
-	"strings"
+
+	"github.com/redraft/redraft/internal/command"
+	"github.com/redraft/redraft/internal/resp"
 )
+
+// This file is the command table: the one place that says, for every
+// command, where it runs (kind), whether MULTI queues it, how it blocks,
+// which handler answers it, and why it is refused. Rows come from the
+// child's own COMMAND metadata (internal/command): "write" goes through the
+// log, "readonly" is a read. specs lists the exceptions; a command with
+// neither flag and no row is refused.
 
 // commandKind says where a command is executed.
 type commandKind int
@@ -13,426 +21,309 @@ type commandKind int
 const (
 	kindRead    commandKind = iota // served by a child, subject to --consistency
 	kindWrite                      // proposed through the Raft log
-	kindLocal                      // answered by this node (child or proxy), no consistency check
+	kindLocal                      // answered by the local child, no consistency check
+	kindSelf                       // answered by redraft itself (builtins.go)
 	kindRefused                    // answered with an error
-	kindProxy                      // handled by the proxy itself (connection state, RAFT*)
 )
 
-// commandInfo is one row of the command table.
+// inMulti says what a command does while a connection is in MULTI.
+type inMulti int
+
+const (
+	multiDefault inMulti = iota // reads, writes and local commands are queued; kindSelf is refused
+	multiQueue                  // queued (the child runs it inside the transaction)
+	multiNow                    // runs at once (EXEC, DISCARD, MULTI, WATCH, QUIT, RESET)
+)
+
+// handler answers a kindSelf command for cl.
+type handler func(s *server, ctx context.Context, cl *client, args [][]byte) []byte
+
+// blockPlanner turns a blocking call into its non-blocking form.
+type blockPlanner func(s *server, ctx context.Context, db int, args [][]byte) (*blockingPlan, []byte)
+
+// commandSpec is one row of exceptions to the COMMAND metadata.
+type commandSpec struct {
+	kind      commandKind
+	refusal   string       // the error for kindRefused
+	multi     inMulti      // behaviour inside MULTI
+	handle    handler      // kindSelf
+	block     blockPlanner // blocking commands
+	subscribe bool         // enters subscriber mode
+	relay     relayRule    // kindSelf commands a follower relays with --follower-proxy
+}
+
+// relayRule says when a follower relays a kindSelf command to the leader
+// with --follower-proxy (writes always go, reads unless --consistency low).
+type relayRule int
+
+const (
+	relayNever  relayRule = iota
+	relayAlways           // WATCH, WAIT: they concern the leader's log
+	relayAsRead           // TTL reads: as reads are
+)
+
+// refused builds a refusal row with Redis's "ERR" prefix.
+func refused(why string) commandSpec { return commandSpec{kind: kindRefused, refusal: "ERR " + why} }
+
+// self builds a row for a command redraft answers itself.
+func self(h handler) commandSpec { return commandSpec{kind: kindSelf, handle: h} }
+
+// raftCommands are redraft's own commands: name and arity. The child does
+// not know them, so they are added to the table.
+var raftCommands = map[string]int{
+	"raftaddpeer": 2, "raftremovepeer": 2, "raftleader": 1, "raftsnapshot": 1,
+	"raftstate": 1, "raftstats": 1, "raftpeers": 1, "raftdigest": 1,
+}
+
+// commandSpecs is the table of exceptions, by lower-case name (subcommands
+// as "config|get"). It is built by a function because handlers refer back
+// to the table.
+func commandSpecs() map[string]commandSpec {
+	hashFieldTTL := "is not supported by redraft: hash-field expiry is not replicated deterministically"
+	specs := map[string]commandSpec{
+		// Connection state lives in the front end and never enters the log.
+		"ping":   {kind: kindSelf, handle: (*server).ping, multi: multiQueue},
+		"echo":   {kind: kindSelf, handle: (*server).echo, multi: multiQueue},
+		"select": {kind: kindSelf, handle: (*server).selectDB, multi: multiQueue},
+		"quit":   {kind: kindSelf, handle: (*server).quit, multi: multiNow},
+		"reset":  {kind: kindSelf, handle: (*server).reset, multi: multiNow},
+		"auth":   self((*server).auth),
+		"hello":  self((*server).hello),
+		"client": self((*server).client),
+		// Transactions: MULTI queues in the front end, EXEC proposes once.
+		"multi":   {kind: kindSelf, handle: (*server).multi, multi: multiNow},
+		"exec":    {kind: kindSelf, handle: (*server).exec, multi: multiNow},
+		"discard": {kind: kindSelf, handle: (*server).discard, multi: multiNow},
+		"watch":   {kind: kindSelf, handle: (*server).watch, multi: multiNow, relay: relayAlways},
+		"unwatch": {kind: kindSelf, handle: (*server).unwatchCommand},
+		"info":    {kind: kindSelf, handle: (*server).info, multi: multiQueue},
+		"wait":    {kind: kindSelf, handle: (*server).wait, relay: relayAlways},
+		// Deadlines are shifted inside the child; these are answered from it.
+		"ttl":         {kind: kindSelf, handle: (*server).ttl, multi: multiQueue, relay: relayAsRead},
+		"pttl":        {kind: kindSelf, handle: (*server).ttl, multi: multiQueue, relay: relayAsRead},
+		"expiretime":  {kind: kindSelf, handle: (*server).ttl, multi: multiQueue, relay: relayAsRead},
+		"pexpiretime": {kind: kindSelf, handle: (*server).ttl, multi: multiQueue, relay: relayAsRead},
+		// Harmless server introspection answered by the local child.
+		"command": {kind: kindLocal}, "time": {kind: kindLocal}, "lastsave": {kind: kindLocal},
+		"config|get": {kind: kindLocal}, "config|help": {kind: kindLocal},
+		"slowlog": {kind: kindLocal}, "latency": {kind: kindLocal}, "memory": {kind: kindLocal},
+		"lolwut": {kind: kindLocal}, "script|exists": self((*server).scriptExists),
+		"script|help":    {kind: kindLocal},
+		"function|stats": {kind: kindLocal}, "function|help": {kind: kindLocal},
+		"object|help": {kind: kindLocal},
+		// Changes to scripts and functions reach every child through the log.
+		"script|load": {kind: kindWrite}, "script|flush": {kind: kindWrite},
+		"eval": {kind: kindWrite}, "evalsha": {kind: kindWrite},
+		// Replication, persistence and cluster management belong to Raft here.
+		"replicaof":    refused("REPLICAOF is not supported: replication is done by Raft (see RAFTADDPEER)"),
+		"slaveof":      refused("SLAVEOF is not supported: replication is done by Raft (see RAFTADDPEER)"),
+		"sync":         refused("SYNC is not supported: replication is done by Raft"),
+		"psync":        refused("PSYNC is not supported: replication is done by Raft"),
+		"replconf":     refused("REPLCONF is not supported: replication is done by Raft"),
+		"failover":     refused("FAILOVER is not supported: leadership is decided by Raft"),
+		"cluster":      refused("This instance has cluster support disabled"),
+		"readonly":     refused("This instance has cluster support disabled"),
+		"readwrite":    refused("This instance has cluster support disabled"),
+		"asking":       refused("This instance has cluster support disabled"),
+		"debug":        refused("DEBUG is not supported by redraft"),
+		"shutdown":     refused("SHUTDOWN is not supported: stop the redraft process instead"),
+		"monitor":      refused("MONITOR is not supported by redraft"),
+		"migrate":      refused("MIGRATE is not supported by redraft"),
+		"save":         refused("SAVE is not supported: durability comes from the Raft log (see RAFTSNAPSHOT)"),
+		"bgsave":       refused("BGSAVE is not supported: durability comes from the Raft log (see RAFTSNAPSHOT)"),
+		"bgrewriteaof": refused("BGREWRITEAOF is not supported: durability comes from the Raft log"),
+		"module":       refused("MODULE is not supported by redraft"),
+		"acl":          refused("ACL is not supported by redraft"),
+		"role":         refused("ROLE is not supported: use RAFTSTATE"),
+		"sort":         {kind: kindWrite}, // may STORE; SORT_RO is the read form
+		// Pub/Sub: PUBLISH is applied on every node, subscriptions are local.
+		"publish": {kind: kindWrite}, "spublish": {kind: kindWrite},
+		"subscribe":     {kind: kindSelf, handle: (*server).subscribe, subscribe: true},
+		"psubscribe":    {kind: kindSelf, handle: (*server).subscribe, subscribe: true},
+		"ssubscribe":    {kind: kindSelf, handle: (*server).subscribe, subscribe: true},
+		"unsubscribe":   self((*server).unsubscribe),
+		"punsubscribe":  self((*server).unsubscribe),
+		"sunsubscribe":  self((*server).unsubscribe),
+		"pubsub":        {kind: kindLocal},
+		"waitaof":       refused("WAITAOF is not supported: durability comes from the Raft log"),
+		"fcall":         {kind: kindWrite},
+		"function":      {kind: kindLocal},
+		"function|list": self((*server).functionList),
+		"function|load": {kind: kindWrite}, "function|delete": {kind: kindWrite},
+		"function|flush": {kind: kindWrite}, "function|restore": {kind: kindWrite},
+		"script|debug": refused("SCRIPT DEBUG is not supported by redraft"),
+		"config|set":   {kind: kindWrite}, // only replicatedConfig parameters: see check
+		// A script must run to completion on every node, or nodes diverge.
+		"script|kill":   refused("SCRIPT KILL is not supported by redraft: a script must run to completion on every node"),
+		"function|kill": refused("FUNCTION KILL is not supported by redraft: a function must run to completion on every node"),
+		// PFCOUNT caches the cardinality inside the value: applied everywhere so
+		// every node holds the same bytes.
+		"pfcount": {kind: kindWrite},
+		// Hash-field expiry (Redis 7.4+) would expire fields by each child's clock.
+		"hexpire":          refused("HEXPIRE " + hashFieldTTL),
+		"hpexpire":         refused("HPEXPIRE " + hashFieldTTL),
+		"hexpireat":        refused("HEXPIREAT " + hashFieldTTL),
+		"hpexpireat":       refused("HPEXPIREAT " + hashFieldTTL),
+		"hsetex":           refused("HSETEX " + hashFieldTTL),
+		"hgetex":           refused("HGETEX " + hashFieldTTL),
+		"config|resetstat": refused("CONFIG RESETSTAT is not supported by redraft"),
+		"config|rewrite":   refused("CONFIG REWRITE is not supported by redraft"),
+		"xreadgroup":       {kind: kindWrite, block: (*server).planXRead},
+		"xread":            {kind: kindRead, block: (*server).planXRead},
+		"xautoclaim":       {kind: kindWrite},
+		"xclaim":           {kind: kindWrite},
+		// Blocking commands wait in the front end (blocking.go).
+		"blpop": {kind: kindWrite, block: planPop}, "brpop": {kind: kindWrite, block: planPop},
+		"bzpopmin": {kind: kindWrite, block: planPop}, "bzpopmax": {kind: kindWrite, block: planPop},
+		"brpoplpush": {kind: kindWrite, block: planMove}, "blmove": {kind: kindWrite, block: planMove},
+		"blmpop": {kind: kindWrite, block: planMPop}, "bzmpop": {kind: kindWrite, block: planMPop},
+	}
+	for name := range raftCommands {
+		specs[name] = self((*server).raftCommand)
+	}
+	return specs
+}
+
+// commandInfo is one resolved row: COMMAND's metadata and its spec.
 type commandInfo struct {
-	name        string // lower case; subcommands as "config|get"
-	arity       int
-	first, last int
-	step        int
-	movable     bool
-	blocking    bool
-	denyOOM     bool
-	kind        commandKind
-	refusal     string // error text for kindRefused
-	subs        map[string]*commandInfo
+	*command.Info
+	commandSpec
 }
 
-// policy is an explicit exception to the metadata classification.
-type policy struct {
-	kind    commandKind
-	refusal string
-}
-
-// refusedBecause builds a refusal policy with Redis's "ERR" prefix.
-func refusedBecause(why string) policy { return policy{kindRefused, "ERR " + why} }
-
-// policies is the short list of exceptions to COMMAND metadata. Everything
-// flagged "write" goes through the log, everything "readonly" is a read; a
-// command with neither flag must be listed here or it is refused.
-var policies = map[string]policy{
-	// Connection state lives in the proxy and never enters the log.
-	"ping": {kind: kindProxy}, "echo": {kind: kindProxy}, "select": {kind: kindProxy},
-	"quit": {kind: kindProxy}, "reset": {kind: kindProxy}, "auth": {kind: kindProxy},
-	"hello": {kind: kindProxy}, "client": {kind: kindProxy},
-	"multi": {kind: kindProxy}, "exec": {kind: kindProxy}, "discard": {kind: kindProxy},
-	"watch":   {kind: kindProxy},
-	"unwatch": {kind: kindProxy},
-	"info":    {kind: kindProxy},
-	// Deadlines are shifted inside the child; these are answered from it.
-	"ttl": {kind: kindProxy}, "pttl": {kind: kindProxy},
-	"expiretime": {kind: kindProxy}, "pexpiretime": {kind: kindProxy},
-	// Harmless server introspection answered by the local child.
-	"command": {kind: kindLocal}, "time": {kind: kindLocal}, "lastsave": {kind: kindLocal},
-	"config|get": {kind: kindLocal}, "config|help": {kind: kindLocal},
-	"slowlog": {kind: kindLocal}, "latency": {kind: kindLocal}, "memory": {kind: kindLocal},
-	"lolwut": {kind: kindLocal}, "script|exists": {kind: kindProxy},
-	"script|help":    {kind: kindLocal},
-	"function|stats": {kind: kindLocal}, "function|help": {kind: kindLocal},
-	"object|help": {kind: kindLocal},
-	// Changes to scripts and functions reach every child through the log.
-	"script|load": {kind: kindWrite}, "script|flush": {kind: kindWrite},
-	"eval": {kind: kindWrite}, "evalsha": {kind: kindWrite},
-	// Replication, persistence and cluster management belong to Raft here.
-	"replicaof":    refusedBecause("REPLICAOF is not supported: replication is done by Raft (see RAFTADDPEER)"),
-	"slaveof":      refusedBecause("SLAVEOF is not supported: replication is done by Raft (see RAFTADDPEER)"),
-	"sync":         refusedBecause("SYNC is not supported: replication is done by Raft"),
-	"psync":        refusedBecause("PSYNC is not supported: replication is done by Raft"),
-	"replconf":     refusedBecause("REPLCONF is not supported: replication is done by Raft"),
-	"failover":     refusedBecause("FAILOVER is not supported: leadership is decided by Raft"),
-	"cluster":      refusedBecause("This instance has cluster support disabled"),
-	"readonly":     refusedBecause("This instance has cluster support disabled"),
-	"readwrite":    refusedBecause("This instance has cluster support disabled"),
-	"asking":       refusedBecause("This instance has cluster support disabled"),
-	"debug":        refusedBecause("DEBUG is not supported by redraft"),
-	"shutdown":     refusedBecause("SHUTDOWN is not supported: stop the redraft process instead"),
-	"monitor":      refusedBecause("MONITOR is not supported by redraft"),
-	"migrate":      refusedBecause("MIGRATE is not supported by redraft"),
-	"save":         refusedBecause("SAVE is not supported: durability comes from the Raft log (see RAFTSNAPSHOT)"),
-	"bgsave":       refusedBecause("BGSAVE is not supported: durability comes from the Raft log (see RAFTSNAPSHOT)"),
-	"bgrewriteaof": refusedBecause("BGREWRITEAOF is not supported: durability comes from the Raft log"),
-	"module":       refusedBecause("MODULE is not supported by redraft"),
-	"acl":          refusedBecause("ACL is not supported by redraft"),
-	"role":         refusedBecause("ROLE is not supported: use RAFTSTATE"),
-	"sort":         {kind: kindWrite}, // may STORE; SORT_RO is the read form
-	// Pub/Sub: PUBLISH is applied on every node, subscriptions are local.
-	"publish": {kind: kindWrite}, "spublish": {kind: kindWrite},
-	"subscribe": {kind: kindProxy}, "psubscribe": {kind: kindProxy}, "ssubscribe": {kind: kindProxy},
-	"unsubscribe": {kind: kindProxy}, "punsubscribe": {kind: kindProxy}, "sunsubscribe": {kind: kindProxy},
-	"pubsub":        {kind: kindLocal},
-	"wait":          {kind: kindProxy},
-	"waitaof":       refusedBecause("WAITAOF is not supported: durability comes from the Raft log"),
-	"fcall":         {kind: kindWrite},
-	"function":      {kind: kindLocal},
-	"function|list": {kind: kindProxy},
-	"function|load": {kind: kindWrite}, "function|delete": {kind: kindWrite},
-	"function|flush": {kind: kindWrite}, "function|restore": {kind: kindWrite},
-	"script|debug": refusedBecause("SCRIPT DEBUG is not supported by redraft"),
-	"config|set":   {kind: kindWrite}, // only replicatedConfig parameters; see configSetAllowed
-	// A script must run to completion on every node, or nodes diverge.
-	"script|kill":   refusedBecause("SCRIPT KILL is not supported by redraft: a script must run to completion on every node"),
-	"function|kill": refusedBecause("FUNCTION KILL is not supported by redraft: a function must run to completion on every node"),
-	// PFCOUNT caches the cardinality inside the value: applied everywhere so
-	// every node holds the same bytes.
-	"pfcount": {kind: kindWrite},
-	// Hash-field expiry (Redis 7.4+) would expire fields by each child's clock.
-	"hexpire":          refusedBecause("HEXPIRE is not supported by redraft: hash-field expiry is not replicated deterministically"),
-	"hpexpire":         refusedBecause("HPEXPIRE is not supported by redraft: hash-field expiry is not replicated deterministically"),
-	"hexpireat":        refusedBecause("HEXPIREAT is not supported by redraft: hash-field expiry is not replicated deterministically"),
-	"hpexpireat":       refusedBecause("HPEXPIREAT is not supported by redraft: hash-field expiry is not replicated deterministically"),
-	"hsetex":           refusedBecause("HSETEX is not supported by redraft: hash-field expiry is not replicated deterministically"),
-	"hgetex":           refusedBecause("HGETEX is not supported by redraft: hash-field expiry is not replicated deterministically"),
-	"config|resetstat": refusedBecause("CONFIG RESETSTAT is not supported by redraft"),
-	"config|rewrite":   refusedBecause("CONFIG REWRITE is not supported by redraft"),
-	"xreadgroup":       {kind: kindWrite},
-	"xautoclaim":       {kind: kindWrite},
-	"xclaim":           {kind: kindWrite},
-}
-
-// raftCommands are redraft's own commands, answered by the proxy.
-var raftCommands = map[string]bool{
-	"raftaddpeer": true, "raftremovepeer": true, "raftleader": true, "raftsnapshot": true,
-	"raftstate": true, "raftstats": true, "raftpeers": true, "raftdigest": true,
-}
-
-// commandTable is built from the child's own COMMAND reply.
+// commandTable resolves a command to its row.
 type commandTable struct {
-	byName map[string]*commandInfo
+	meta *command.Table
+	rows map[*command.Info]*commandInfo
 }
 
-// loadCommandTable asks the child for COMMAND and classifies every entry.
-func loadCommandTable(c *respConn) (*commandTable, error) {
-	raw, err := c.do("COMMAND")
-	if err != nil {
-		return nil, err
+// newCommandTable combines the child's metadata with the spec rows.
+func newCommandTable(meta *command.Table) *commandTable {
+	for name, arity := range raftCommands {
+		meta.Add(&command.Info{Name: name, Arity: arity})
 	}
-	v, err := parseReply(raw)
-	if err != nil {
-		return nil, fmt.Errorf("parse COMMAND reply: %w", err)
-	}
-	list, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("unexpected COMMAND reply")
-	}
-	t := &commandTable{byName: make(map[string]*commandInfo, len(list))}
-	for _, item := range list {
-		info := parseCommandInfo(item, nil)
-		if info != nil {
-			t.byName[info.name] = info
-		}
-	}
-	return t, nil
+	t := &commandTable{meta: meta, rows: make(map[*command.Info]*commandInfo)}
+	specs := commandSpecs()
+	meta.All(func(info *command.Info) { t.resolve(info, specs, nil) })
+	return t
 }
 
-// parseCommandInfo decodes one COMMAND entry (and its subcommands). A
-// subcommand without a policy of its own or a write/readonly flag inherits
-// its container's policy.
-func parseCommandInfo(item any, parent *policy) *commandInfo {
-	fields, ok := item.([]any)
-	if !ok || len(fields) < 6 {
+// resolve gives info its row: its own spec, else its flags, else its
+// container's spec, else a refusal; then does the same for subcommands.
+func (t *commandTable) resolve(info *command.Info, specs map[string]commandSpec, parent *commandSpec) {
+	spec, ok := specs[info.Name]
+	switch {
+	case ok:
+	case info.Write:
+		spec = commandSpec{kind: kindWrite}
+	case info.ReadOnly:
+		spec = commandSpec{kind: kindRead}
+	case parent != nil:
+		spec = *parent
+	default:
+		spec = refused(fmt.Sprintf("command '%s' is not supported by redraft", info.DisplayName()))
+	}
+	t.rows[info] = &commandInfo{Info: info, commandSpec: spec}
+	var inherit *commandSpec
+	if ok || parent != nil {
+		inherit = &spec
+	}
+	for _, sub := range info.Subs {
+		t.resolve(sub, specs, inherit)
+	}
+}
+
+// lookup finds the row for args, nil for an unknown command.
+func (t *commandTable) lookup(args [][]byte) *commandInfo {
+	info := t.meta.Lookup(args)
+	if info == nil {
 		return nil
 	}
-	name := strings.ToLower(asString(fields[0]))
-	info := &commandInfo{name: name}
-	info.arity = int(asInt(fields[1]))
-	info.first, info.last, info.step = int(asInt(fields[3])), int(asInt(fields[4])), int(asInt(fields[5]))
-	write, readonly := false, false
-	if flags, ok := fields[2].([]any); ok {
-		for _, f := range flags {
-			switch asString(f) {
-			case "write":
-				write = true
-			case "readonly":
-				readonly = true
-			case "movablekeys":
-				info.movable = true
-			case "blocking":
-				info.blocking = true
-			case "denyoom":
-				info.denyOOM = true
-			}
-		}
-	}
-	switch {
-	case write:
-		info.kind = kindWrite
-	case readonly:
-		info.kind = kindRead
-	default:
-		info.kind = kindRefused
-		info.refusal = fmt.Sprintf("ERR command '%s' is not supported by redraft", strings.ReplaceAll(name, "|", " "))
-	}
-	p, hasPolicy := policies[name]
-	if !hasPolicy && parent != nil && !write && !readonly {
-		p, hasPolicy = *parent, true
-	}
-	if hasPolicy {
-		info.kind, info.refusal = p.kind, p.refusal
-	}
-	if len(fields) > 9 {
-		if subs, ok := fields[9].([]any); ok && len(subs) > 0 {
-			info.subs = make(map[string]*commandInfo, len(subs))
-			for _, s := range subs {
-				var inherit *policy
-				if hasPolicy {
-					inherit = &p
-				}
-				if sub := parseCommandInfo(s, inherit); sub != nil {
-					info.subs[sub.name] = sub
-				}
-			}
-		}
-	}
-	return info
-}
-
-func asInt(v any) int64 {
-	n, _ := v.(int64)
-	return n
-}
-
-// lookup finds the row for args, resolving container commands to their
-// subcommand. It returns nil for unknown commands.
-func (t *commandTable) lookup(args [][]byte) *commandInfo {
-	var buf [32]byte
-	var info *commandInfo
-	if len(args[0]) <= len(buf) {
-		// Lower-case into a stack buffer: the map lookup with string(b)
-		// does not allocate.
-		b := buf[:len(args[0])]
-		for i, c := range args[0] {
-			if c >= 'A' && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			b[i] = c
-		}
-		info = t.byName[string(b)]
-	}
-	if info == nil || info.subs == nil || len(args) < 2 {
-		return info
-	}
-	if sub := info.subs[info.name+"|"+lower(args[1])]; sub != nil {
-		return sub
-	}
-	return info
-}
-
-// lower returns b in lower case as a string.
-func lower(b []byte) string {
-	for _, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			return string(bytes.ToLower(b))
-		}
-	}
-	return string(b)
-}
-
-// arityOK checks the argument count the way Redis does.
-func (c *commandInfo) arityOK(n int) bool {
-	if c.arity >= 0 {
-		return n == c.arity
-	}
-	return n >= -c.arity
-}
-
-// arityError is Redis's wording for a wrong argument count.
-func (c *commandInfo) arityError() string {
-	return fmt.Sprintf("ERR wrong number of arguments for '%s' command", c.name)
-}
-
-// unknownCommandError is Redis's wording for an unknown command: the name
-// and at most 128 bytes of arguments, with CR and LF turned into spaces so
-// the error stays one line.
-func unknownCommandError(args [][]byte) string {
-	var b strings.Builder
-	for _, a := range args[1:] {
-		room := 128 - b.Len()
-		if room <= 0 {
-			break
-		}
-		if len(a) > room {
-			a = a[:room]
-		}
-		fmt.Fprintf(&b, "'%s' ", a)
-	}
-	name := args[0]
-	if len(name) > 128 {
-		name = name[:128]
-	}
-	msg := fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", name, b.String())
-	return strings.NewReplacer("\r", " ", "\n", " ").Replace(msg)
-}
-
-// xreadStreamsAt returns the position of the STREAMS keyword of XREAD or
-// XREADGROUP (skipping the options before it) and whether BLOCK was given.
-func xreadStreamsAt(args [][]byte) (streams int, block bool) {
-	for i := 1; i < len(args); i++ {
-		switch strings.ToLower(string(args[i])) {
-		case "streams":
-			return i, block
-		case "block":
-			block = true
-			i++
-		case "count":
-			i++
-		case "group":
-			i += 2
-		}
-	}
-	return -1, block
+	return t.rows[info]
 }
 
 // isBlockingCall reports whether this invocation would block in Redis.
-func isBlockingCall(info *commandInfo, args [][]byte) bool {
-	if !info.blocking {
+func (ci *commandInfo) isBlockingCall(args [][]byte) bool {
+	return ci.block != nil && command.IsBlockingCall(ci.Info, args)
+}
+
+// queueable reports whether MULTI queues the command (rather than
+// refusing it or running it at once).
+func (ci *commandInfo) queueable() bool {
+	switch ci.multi {
+	case multiQueue:
+		return true
+	case multiNow:
 		return false
 	}
-	switch info.name {
-	case "xread", "xreadgroup":
-		_, block := xreadStreamsAt(args)
-		return block
-	}
-	return true
+	return ci.kind != kindSelf
 }
 
-// commandKeys returns the key arguments of args, using the key range from
-// COMMAND and explicit parsers for commands whose keys move.
-func commandKeys(info *commandInfo, args [][]byte) [][]byte {
-	switch info.name {
-	case "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro":
-		return numKeysAt(args, 2)
-	case "zunionstore", "zinterstore", "zdiffstore":
-		keys := numKeysAt(args, 2)
-		if len(args) > 1 {
-			keys = append([][]byte{args[1]}, keys...)
+// check runs the checks every command passes before it runs, whether sent
+// directly, queued in MULTI or relayed to the leader: unknown command, wrong
+// arity, refused, out of memory, CONFIG SET of a per-node parameter. It
+// returns the error reply, or nil.
+func (s *server) check(ci *commandInfo, args [][]byte) []byte {
+	switch {
+	case ci == nil:
+		return resp.Error(command.UnknownCommandError(args))
+	case !ci.ArityOK(len(args)):
+		return resp.Error(ci.ArityError())
+	case ci.kind == kindRefused:
+		return resp.Error(ci.refusal)
+	case ci.DenyOOM && s.overMemory():
+		return resp.Error("OOM command not allowed when used memory > 'maxmemory'.")
+	case ci.Name == "config|set":
+		if param := configSetRefused(args); param != "" {
+			return resp.Error(fmt.Sprintf("ERR CONFIG SET '%s' is not supported by redraft: only parameters that are safe to apply on every node can be set (see README)", param))
 		}
-		return keys
-	case "zunion", "zinter", "zdiff", "sintercard", "zintercard", "lmpop", "zmpop":
-		return numKeysAt(args, 1)
-	case "blmpop", "bzmpop":
-		return numKeysAt(args, 2)
-	case "sort", "sort_ro":
-		keys := [][]byte{}
-		if len(args) > 1 {
-			keys = append(keys, args[1])
-		}
-		for i := 2; i+1 < len(args); i++ {
-			if strings.EqualFold(string(args[i]), "store") {
-				keys = append(keys, args[i+1])
-			}
-		}
-		return keys
-	case "xread", "xreadgroup":
-		if i, _ := xreadStreamsAt(args); i > 0 {
-			rest := args[i+1:]
-			return rest[:len(rest)/2]
-		}
-		return nil
-	case "georadius", "georadiusbymember":
-		keys := [][]byte{}
-		if len(args) > 1 {
-			keys = append(keys, args[1])
-		}
-		for i := 2; i+1 < len(args); i++ {
-			if s := string(args[i]); strings.EqualFold(s, "store") || strings.EqualFold(s, "storedist") {
-				keys = append(keys, args[i+1])
-			}
-		}
-		return keys
 	}
-	if info.first <= 0 {
-		return nil
-	}
-	last := info.last
-	if last < 0 {
-		last = len(args) + last
-	}
-	step := max(info.step, 1)
-	var keys [][]byte
-	for i := info.first; i <= last && i < len(args); i += step {
-		keys = append(keys, args[i])
-	}
-	return keys
+	return nil
 }
 
-// numKeysAt reads a numkeys argument at position pos and returns that many
-// keys after it.
-func numKeysAt(args [][]byte, pos int) [][]byte {
-	if len(args) <= pos {
-		return nil
-	}
-	n, err := strconv.Atoi(string(args[pos]))
-	if err != nil || n < 0 || pos+1+n > len(args) {
-		return nil
-	}
-	return args[pos+1 : pos+1+n]
-}
+// route says where one command goes.
+type route int
 
-// replicatedConfig lists the CONFIG SET parameters (glob patterns) that are
-// safe to apply on every node through the log and are carried in snapshots:
-// they change encodings, notifications and diagnostics, never which data a
-// node holds. Everything else (memory limits, persistence, networking) is a
-// per-node concern and refused.
-var replicatedConfig = []string{
-	"notify-keyspace-events",
-	"hash-max-listpack-entries", "hash-max-listpack-value", "hash-max-ziplist-entries", "hash-max-ziplist-value",
-	"list-max-listpack-size", "list-max-ziplist-size", "list-compress-depth",
-	"set-max-intset-entries", "set-max-listpack-entries", "set-max-listpack-value",
-	"zset-max-listpack-entries", "zset-max-listpack-value", "zset-max-ziplist-entries", "zset-max-ziplist-value",
-	"stream-node-max-bytes", "stream-node-max-entries", "hll-sparse-max-bytes",
-	"slowlog-log-slower-than", "slowlog-max-len", "latency-monitor-threshold",
-	"lfu-log-factor", "lfu-decay-time", "busy-reply-threshold", "lua-time-limit",
-}
+const (
+	routeError      route = iota // check failed; the reply is the error
+	routeWrite                   // into the log
+	routeRead                    // to a child connection, after --consistency
+	routeLocal                   // to a child connection, no check
+	routeSelf                    // answered by a handler
+	routeBlock                   // a blocking call: waits in the front end
+	routeSubscribe               // enters subscriber mode
+	routeRelay                   // sent to the leader (--follower-proxy)
+	routeRelayBlock              // a blocking call sent to the leader, which waits
+)
 
-// configSetAllowed returns "" when every parameter of CONFIG SET may be
-// replicated, else the first one that may not.
-func configSetAllowed(args [][]byte) string {
-	for i := 2; i < len(args); i += 2 {
-		name := strings.ToLower(string(args[i]))
-		ok := false
-		for _, p := range replicatedConfig {
-			if p == name {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return name
-		}
+// route classifies one invocation for cl; a failed check routes to the
+// error. With --follower-proxy, a follower relays what it may not serve.
+func (s *server) route(ci *commandInfo, args [][]byte) route {
+	if s.check(ci, args) != nil {
+		return routeError
 	}
-	return ""
+	relay := s.relaying()
+	switch {
+	case ci.isBlockingCall(args):
+		if relay && !(ci.kind == kindRead && s.reads.level == consistencyLow) {
+			return routeRelayBlock // the leader's front end does the waiting
+		}
+		return routeBlock
+	case ci.subscribe:
+		return routeSubscribe
+	case ci.kind == kindWrite:
+		if relay {
+			return routeRelay
+		}
+		return routeWrite
+	case ci.kind == kindRead:
+		if relay && s.reads.level != consistencyLow {
+			return routeRelay
+		}
+		return routeRead
+	case ci.kind == kindLocal:
+		return routeLocal
+	case relay && (ci.relay == relayAlways || (ci.relay == relayAsRead && s.reads.level != consistencyLow)):
+		return routeRelay
+	}
+	return routeSelf
 }

@@ -12,21 +12,21 @@ const (
 	entrySweep    byte = 2 // delete the listed keys whose deadline is <= T
 )
 
-// command is one client command inside an entry. Commands of a transaction
+// entryCmd is one client command inside an entry. Commands of a transaction
 // are sent as one command whose Args is MULTI and whose Sub holds the queue.
-type command struct {
+type entryCmd struct {
 	DB   int
 	Args [][]byte
 	// Sub holds the queued commands of a MULTI/EXEC block (Args is then
 	// [EXEC]); all of them run in one child transaction.
-	Sub []command
+	Sub []entryCmd
 }
 
 // entry is the decoded form of a Raft log entry.
 type entry struct {
 	Kind byte
 	T    int64 // leader time in ms, never decreasing
-	Cmds []command
+	Cmds []entryCmd
 	Keys []dbKey // for entrySweep
 }
 
@@ -69,7 +69,7 @@ func encodeEntry(e *entry) []byte {
 	return b
 }
 
-func cmdSize(c *command) int {
+func cmdSize(c *entryCmd) int {
 	n := 12
 	for _, a := range c.Args {
 		n += 5 + len(a)
@@ -80,7 +80,7 @@ func cmdSize(c *command) int {
 	return n
 }
 
-func appendCmd(b []byte, c *command) []byte {
+func appendCmd(b []byte, c *entryCmd) []byte {
 	b = binary.AppendUvarint(b, uint64(c.DB))
 	b = binary.AppendUvarint(b, uint64(len(c.Args)))
 	for _, a := range c.Args {
@@ -134,8 +134,8 @@ func (d *entryDecoder) count() int {
 }
 
 // cmd decodes one command; only top-level commands may hold a transaction.
-func (d *entryDecoder) cmd(top bool) command {
-	var c command
+func (d *entryDecoder) cmd(top bool) entryCmd {
+	var c entryCmd
 	c.DB = int(d.uvarint())
 	n := d.count()
 	c.Args = make([][]byte, n)
@@ -147,7 +147,7 @@ func (d *entryDecoder) cmd(top bool) command {
 			d.err = errBadEntry
 			return c
 		}
-		c.Sub = make([]command, ns)
+		c.Sub = make([]entryCmd, ns)
 		for i := 0; i < ns && d.err == nil; i++ {
 			c.Sub[i] = d.cmd(false)
 		}
@@ -166,7 +166,7 @@ func decodeEntry(data []byte) (*entry, error) {
 	switch e.Kind {
 	case entryCommands:
 		n := d.count()
-		e.Cmds = make([]command, n)
+		e.Cmds = make([]entryCmd, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			e.Cmds[i] = d.cmd(true)
 		}

@@ -12,7 +12,7 @@ import (
 )
 
 // equalCommands compares commands treating nil and empty slices alike.
-func equalCommands(a, b []command) bool {
+func equalCommands(a, b []entryCmd) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -51,27 +51,27 @@ func sampleEntries() map[string]*entry {
 		bin[i] = byte(i)
 	}
 	return map[string]*entry{
-		"single set": {Kind: entryCommands, T: 1_700_000_000_123, Cmds: []command{
+		"single set": {Kind: entryCommands, T: 1_700_000_000_123, Cmds: []entryCmd{
 			{DB: 0, Args: argv("SET", "k", "v")},
 		}},
 		"no commands": {Kind: entryCommands, T: 5},
-		"zero T":      {Kind: entryCommands, T: 0, Cmds: []command{{Args: argv("PING")}}},
-		"max T":       {Kind: entryCommands, T: math.MaxInt64, Cmds: []command{{Args: argv("PING")}}},
-		"negative T":  {Kind: entryCommands, T: -1, Cmds: []command{{Args: argv("PING")}}},
-		"empty args": {Kind: entryCommands, T: 1, Cmds: []command{
+		"zero T":      {Kind: entryCommands, T: 0, Cmds: []entryCmd{{Args: argv("PING")}}},
+		"max T":       {Kind: entryCommands, T: math.MaxInt64, Cmds: []entryCmd{{Args: argv("PING")}}},
+		"negative T":  {Kind: entryCommands, T: -1, Cmds: []entryCmd{{Args: argv("PING")}}},
+		"empty args": {Kind: entryCommands, T: 1, Cmds: []entryCmd{
 			{DB: 3},
 			{DB: 4, Args: [][]byte{{}, {}, []byte("x"), {}}},
 		}},
-		"many dbs": {Kind: entryCommands, T: 1, Cmds: []command{
+		"many dbs": {Kind: entryCommands, T: 1, Cmds: []entryCmd{
 			{DB: 15, Args: argv("GET", "a")}, {DB: 1 << 20, Args: argv("GET", "b")}, {DB: 127, Args: argv("x")}, {DB: 128, Args: argv("y")},
 		}},
-		"big and binary args": {Kind: entryCommands, T: 42, Cmds: []command{
+		"big and binary args": {Kind: entryCommands, T: 42, Cmds: []entryCmd{
 			{Args: [][]byte{[]byte("SET"), bin, big}},
 			{Args: [][]byte{[]byte("APPEND"), []byte("k"), big[:300]}},
 		}},
-		"multi": {Kind: entryCommands, T: 99, Cmds: []command{
+		"multi": {Kind: entryCommands, T: 99, Cmds: []entryCmd{
 			{DB: 0, Args: argv("SET", "before", "1")},
-			{DB: 2, Args: argv("EXEC"), Sub: []command{
+			{DB: 2, Args: argv("EXEC"), Sub: []entryCmd{
 				{DB: 2, Args: argv("SET", "a", "1")},
 				{DB: 2, Args: argv("INCR", "a")},
 				{DB: 5, Args: argv("SELECT", "5")},
@@ -110,9 +110,9 @@ func TestEntryRoundTrip(t *testing.T) {
 
 func TestEntryRoundTripRandom(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
-	var randCmd func(depth int) command
-	randCmd = func(depth int) command {
-		c := command{DB: rng.Intn(300)}
+	var randCmd func(depth int) entryCmd
+	randCmd = func(depth int) entryCmd {
+		c := entryCmd{DB: rng.Intn(300)}
 		for i, n := 0, rng.Intn(6); i < n; i++ {
 			a := make([]byte, rng.Intn(200))
 			rng.Read(a)
@@ -146,7 +146,7 @@ func TestEncodeEntrySingleAllocation(t *testing.T) {
 }
 
 func TestDecodeEntryAliasesButIsCapped(t *testing.T) {
-	data := encodeEntry(&entry{Kind: entryCommands, T: 1, Cmds: []command{{Args: argv("SET", "k", "v")}, {Args: argv("GET", "k")}}})
+	data := encodeEntry(&entry{Kind: entryCommands, T: 1, Cmds: []entryCmd{{Args: argv("SET", "k", "v")}, {Args: argv("GET", "k")}}})
 	e, err := decodeEntry(data)
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +227,7 @@ func nestedBomb(size int) []byte {
 
 // count bounds every allocation by the input size ("every element takes at
 // least one byte"), but nested subcommands multiply it: each level allocates
-// a []command as long as the remaining input before the decoder fails.
+// a []entryCmd as long as the remaining input before the decoder fails.
 func TestDecodeEntryAllocationBounded(t *testing.T) {
 	data := nestedBomb(2000)
 	var before, after runtime.MemStats
@@ -286,7 +286,7 @@ func FuzzDecodeEntry(f *testing.F) {
 func benchEntry(n int) *entry {
 	e := &entry{Kind: entryCommands, T: 1_700_000_000_000}
 	for i := 0; i < n; i++ {
-		e.Cmds = append(e.Cmds, command{Args: argv("SET", fmt.Sprintf("key:%06d", i), "value-"+strings.Repeat("x", 10))})
+		e.Cmds = append(e.Cmds, entryCmd{Args: argv("SET", fmt.Sprintf("key:%06d", i), "value-"+strings.Repeat("x", 10))})
 	}
 	return e
 }
@@ -316,9 +316,9 @@ func BenchmarkDecodeEntry(b *testing.B) {
 // Only a top-level command may carry a transaction: an entry with a
 // transaction nested inside a transaction is malformed.
 func TestDecodeEntryRejectsNestedTransactions(t *testing.T) {
-	e := &entry{Kind: entryCommands, T: 7, Cmds: []command{
-		{Args: argv("EXEC"), Sub: []command{
-			{Args: argv("a"), Sub: []command{{DB: 9, Args: argv("c")}}},
+	e := &entry{Kind: entryCommands, T: 7, Cmds: []entryCmd{
+		{Args: argv("EXEC"), Sub: []entryCmd{
+			{Args: argv("a"), Sub: []entryCmd{{DB: 9, Args: argv("c")}}},
 		}},
 	}}
 	if _, err := decodeEntry(encodeEntry(e)); err == nil {

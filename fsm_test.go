@@ -7,45 +7,43 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/redraft/redraft/internal/child"
+	"github.com/redraft/redraft/internal/resp"
 )
 
 // newTestFSM starts a real redis-server child (as redraft does) and an FSM
 // on it, with the command table read from that child.
-func newTestFSM(t *testing.T) (*fsm, *childProcess) {
+func newTestFSM(t *testing.T) (*fsm, *child.Process) {
 	t.Helper()
-	path, err := findRedisServer("")
+	path, err := child.FindServer("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	sock := socketPath(dir)
+	sock := child.SocketPath(dir)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	child, err := startChild(path, dir, sock, childArgs(sock, dir), log)
+	proc, err := child.Start(path, dir, sock, child.Args(sock, dir), log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(child.kill)
-	ctl, err := dialChild(sock)
+	t.Cleanup(proc.Kill)
+	tbl, err := loadCommandTable(proc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := loadCommandTable(ctl)
-	ctl.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := newFSM(child, tbl, log)
+	f, err := newFSM(proc, tbl.meta, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.conn.Close() })
-	return f, child
+	return f, proc
 }
 
 var testLogIndex uint64
 
 // applyCmds applies one entry of commands at time t and returns the replies.
-func applyCmds(t *testing.T, f *fsm, at int64, cmds ...command) [][]byte {
+func applyCmds(t *testing.T, f *fsm, at int64, cmds ...entryCmd) [][]byte {
 	t.Helper()
 	testLogIndex++
 	data := encodeEntry(&entry{Kind: entryCommands, T: at, Cmds: cmds})
@@ -57,10 +55,10 @@ func applyCmds(t *testing.T, f *fsm, at int64, cmds ...command) [][]byte {
 	return r.replies
 }
 
-func tx(cmds ...[][]byte) command {
-	c := command{Args: argv("EXEC")}
+func tx(cmds ...[][]byte) entryCmd {
+	c := entryCmd{Args: argv("EXEC")}
 	for _, a := range cmds {
-		c.Sub = append(c.Sub, command{Args: a})
+		c.Sub = append(c.Sub, entryCmd{Args: a})
 	}
 	return c
 }
@@ -69,7 +67,7 @@ func tx(cmds ...[][]byte) command {
 // and a due key deleted before the next command on it.
 func TestFSMApply(t *testing.T) {
 	f, _ := newTestFSM(t)
-	r := applyCmds(t, f, testT, command{Args: argv("SET", "k", "v")}, command{Args: argv("EXPIRE", "k", "10")})
+	r := applyCmds(t, f, testT, entryCmd{Args: argv("SET", "k", "v")}, entryCmd{Args: argv("EXPIRE", "k", "10")})
 	if string(r[0]) != "+OK\r\n" || string(r[1]) != ":1\r\n" {
 		t.Fatalf("replies %q", r)
 	}
@@ -79,7 +77,7 @@ func TestFSMApply(t *testing.T) {
 	if f.lastT.Load() != testT {
 		t.Errorf("lastT = %d", f.lastT.Load())
 	}
-	r = applyCmds(t, f, testT+20_000, command{Args: argv("PEXPIRE", "k", "5")})
+	r = applyCmds(t, f, testT+20_000, entryCmd{Args: argv("PEXPIRE", "k", "5")})
 	if string(r[0]) != ":0\r\n" {
 		t.Errorf("a due key must be gone before the next command on it: %q", r[0])
 	}
@@ -119,7 +117,7 @@ func TestFSMTransactionScriptLoad(t *testing.T) {
 		t.Fatalf("EXEC reply %q", r[0])
 	}
 	var problems []string
-	if string(items[0]) != string(respBulk(sha)) {
+	if string(items[0]) != string(resp.Bulk(sha)) {
 		problems = append(problems, "EXEC answers "+strings.ReplaceAll(strings.TrimSpace(string(items[0])), "\r\n", " ")+" instead of $40 "+sha+
 			" (the SHA of the prelude-wrapped body: the sub-step's mapReply is ignored)")
 	}
@@ -139,7 +137,7 @@ func TestFSMTransactionEvalRemembersScript(t *testing.T) {
 		t.Error("EVAL inside MULTI does not add the script to the FSM's script cache, so a later EVALSHA of it answers NOSCRIPT; Redis caches it")
 	}
 	// Outside a transaction it is remembered.
-	applyCmds(t, f, testT, command{Args: argv("EVAL", "return 8", "0")})
+	applyCmds(t, f, testT, entryCmd{Args: argv("EVAL", "return 8", "0")})
 	if _, ok := f.script(scriptSHA("return 8")); !ok {
 		t.Error("EVAL outside MULTI not remembered")
 	}
@@ -149,12 +147,12 @@ func TestFSMTransactionEvalRemembersScript(t *testing.T) {
 // index must follow, or the moved keys never expire.
 func TestFSMTransactionSwapDBMovesDeadlines(t *testing.T) {
 	f, _ := newTestFSM(t)
-	applyCmds(t, f, testT, command{Args: argv("SET", "k", "v", "PX", "500")})
+	applyCmds(t, f, testT, entryCmd{Args: argv("SET", "k", "v", "PX", "500")})
 	if !f.index.due(dbKey{0, "k"}, testT+500) {
 		t.Fatal("deadline not indexed")
 	}
 	// Outside a transaction the index follows.
-	applyCmds(t, f, testT+1, command{Args: argv("SWAPDB", "0", "1")})
+	applyCmds(t, f, testT+1, entryCmd{Args: argv("SWAPDB", "0", "1")})
 	if !f.index.due(dbKey{1, "k"}, testT+500) || f.index.due(dbKey{0, "k"}, testT+500) {
 		t.Fatal("SWAPDB outside MULTI did not swap the index")
 	}

@@ -1,9 +1,17 @@
 // Command redraft runs a redis-server under Raft: every write goes through a
 // replicated log and is applied to each node's own child redis-server.
+//
+// The layers, top to bottom (docs/DESIGN.md shows them with their files):
+// the client front end (proxy.go, client.go, commands.go, builtins.go,
+// reads.go, transactions.go, blocking.go, pubsub.go, relay.go) → the Raft
+// node and the proposer (raft.go, propose.go) → the apply path (fsm.go,
+// pipeline.go, rewrite.go, scripts.go, streams.go, clock.go, watch.go,
+// snapshot.go, entry.go, replconfig.go) → the packages under internal/ (the
+// child supervisor, the RESP client and protocol, the command metadata, the
+// one-port mux).
 package main
 
 import (
-	"bufio"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,10 +28,14 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-)
 
-// levelVerbose sits between debug and notice (slog's info).
-const levelVerbose = slog.Level(-2)
+	"github.com/redraft/redraft/internal/child"
+	"github.com/redraft/redraft/internal/command"
+	"github.com/redraft/redraft/internal/logging"
+	"github.com/redraft/redraft/internal/mux"
+	"github.com/redraft/redraft/internal/redisconn"
+	"github.com/redraft/redraft/internal/resp"
+)
 
 // config holds the command-line flags.
 type config struct {
@@ -32,7 +44,7 @@ type config struct {
 	join              string
 	advertise         string
 	bind              string
-	consistency       string
+	consistency       consistency
 	backend           string
 	durability        string
 	loglevel          string
@@ -40,20 +52,22 @@ type config struct {
 	snapshotThreshold uint64
 	trailingLogs      uint64
 	snapshotInterval  time.Duration
-	maxMemory         string
+	maxMemory         int64
 	followerProxy     bool
 	pprof             string
 }
 
+// parseFlags reads and checks the command line.
 func parseFlags(args []string) (*config, error) {
 	c := &config{}
+	var consistencyName, maxMemory string
 	fs := flag.NewFlagSet("redraft", flag.ContinueOnError)
 	fs.IntVar(&c.port, "p", 7481, "port for Redis clients and Raft peers")
 	fs.StringVar(&c.dir, "dir", "data", "data directory (Raft log, snapshots, child socket)")
 	fs.StringVar(&c.join, "join", "", "address of a member to join (host:port, or a bare port on 127.0.0.1)")
 	fs.StringVar(&c.advertise, "advertise", "", "address peers and clients use to reach this node (default 127.0.0.1:PORT); also the node ID")
 	fs.StringVar(&c.bind, "bind", "127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)")
-	fs.StringVar(&c.consistency, "consistency", "medium", "read consistency: low (any node), medium (leader), high (linearizable)")
+	fs.StringVar(&consistencyName, "consistency", "medium", "read consistency: low (any node), medium (leader), high (linearizable)")
 	fs.StringVar(&c.backend, "backend", "wal", "Raft log store: wal, bolt or inmem")
 	fs.StringVar(&c.durability, "durability", "high", "log fsync: high (before acknowledging), medium (every second), low (left to the OS)")
 	fs.StringVar(&c.loglevel, "loglevel", "notice", "log level: quiet, warning, notice, verbose, debug")
@@ -61,7 +75,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.Uint64Var(&c.snapshotThreshold, "snapshot-threshold", 8192, "log entries between automatic snapshots")
 	fs.Uint64Var(&c.trailingLogs, "trailing-logs", 10240, "log entries kept after a snapshot for slow followers")
 	fs.DurationVar(&c.snapshotInterval, "snapshot-interval", 10*time.Second, "how often (randomised up to twice this) to check whether -snapshot-threshold entries have accumulated")
-	fs.StringVar(&c.maxMemory, "maxmemory", "0", "refuse writes that grow memory (-OOM) above this many bytes (e.g. 512mb); 0 for no limit")
+	fs.StringVar(&maxMemory, "maxmemory", "0", "refuse writes that grow memory (-OOM) above this many bytes (e.g. 512mb); 0 for no limit")
 	fs.BoolVar(&c.followerProxy, "follower-proxy", false, "followers relay writes (and reads they may not serve) to the leader instead of answering -TRY")
 	fs.StringVar(&c.pprof, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off by default")
 	if err := fs.Parse(args); err != nil {
@@ -70,8 +84,12 @@ func parseFlags(args []string) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if !oneOf(c.consistency, "low", "medium", "high") {
-		return nil, fmt.Errorf("--consistency must be low, medium or high, not %q", c.consistency)
+	var err error
+	if c.consistency, err = parseConsistency(consistencyName); err != nil {
+		return nil, err
+	}
+	if c.maxMemory, err = parseBytes(maxMemory); err != nil {
+		return nil, fmt.Errorf("-maxmemory: %w", err)
 	}
 	if !oneOf(c.durability, "low", "medium", "high") {
 		return nil, fmt.Errorf("-durability must be low, medium or high, not %q", c.durability)
@@ -102,8 +120,8 @@ func oneOf(v string, options ...string) bool {
 
 // logLevels maps -loglevel to slog levels; quiet shows errors only.
 var logLevels = map[string]slog.Level{
-	"quiet": slog.LevelError, "warning": slog.LevelWarn, "notice": slog.LevelInfo,
-	"verbose": levelVerbose, "debug": slog.LevelDebug - 4,
+	"quiet": slog.LevelError, "warning": logging.LevelWarning, "notice": logging.LevelNotice,
+	"verbose": logging.LevelVerbose, "debug": logging.LevelDebug - 4,
 }
 
 // parseBytes reads sizes such as 100, 64kb, 512mb, 2gb.
@@ -142,17 +160,18 @@ func main() {
 	}
 }
 
-// run starts every part of the node and blocks until a signal or a fatal
-// error.
+// wallClockMS is the local clock in ms. It is handed to the front end (TTL
+// reads, when to sweep) and the proposer (T); the apply path never reads a
+// clock (TestApplyPathNeverReadsTheClock).
+func wallClockMS() int64 { return time.Now().UnixMilli() }
+
+// run starts every part of the node, bottom up, and blocks until a signal or
+// a fatal error; then it shuts down in the order documented at shutdown.
 func run(cfg *config, log *slog.Logger) error {
-	maxMemory, err := parseBytes(cfg.maxMemory)
-	if err != nil {
-		return fmt.Errorf("-maxmemory: %w", err)
-	}
 	if cfg.pprof != "" {
 		go func() { log.Warn("pprof stopped", "err", http.ListenAndServe(cfg.pprof, nil)) }()
 	}
-	redisPath, err := findRedisServer(cfg.redisServer)
+	redisPath, err := child.FindServer(cfg.redisServer)
 	if err != nil {
 		return err
 	}
@@ -170,96 +189,122 @@ func run(cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	sock := socketPath(dir)
-	child, err := startChild(redisPath, childDir, sock, childArgs(sock, childDir), log.With("src", "redis-server"))
+	defer ln.Close()
+	sock := child.SocketPath(dir)
+	proc, err := child.Start(redisPath, childDir, sock, child.Args(sock, childDir), log.With("src", "redis-server"))
 	if err != nil {
-		ln.Close()
 		return err
 	}
-	defer child.stop(5 * time.Second)
+	defer proc.Stop(5 * time.Second)
 
-	ctl, err := dialChild(sock)
+	tbl, err := loadCommandTable(proc)
 	if err != nil {
 		return err
 	}
-	tbl, err := loadCommandTable(ctl)
-	ctl.Close()
-	if err != nil {
-		return err
-	}
-	f, err := newFSM(child, tbl, log.With("src", "fsm"))
+	f, err := newFSM(proc, tbl.meta, log.With("src", "fsm"))
 	if err != nil {
 		return err
 	}
 
-	m := newMux(ln, log)
+	m := mux.New(ln, log)
 	advertise, err := net.ResolveTCPAddr("tcp", cfg.advertise)
 	if err != nil {
 		return fmt.Errorf("-advertise: %w", err)
 	}
-	layer := &streamLayer{chanListener: m.raftLn, advertise: advertise}
-	go m.serve()
+	go m.Serve()
 
-	n, hasState, err := startNode(cfg, dir, f, layer, log)
+	n, hasState, err := startNode(cfg, dir, f, mux.NewStreamLayer(m, advertise), log)
 	if err != nil {
 		return err
 	}
-	defer n.close()
-
 	stop := make(chan struct{})
-	defer close(stop)
-	s := &server{
-		node: n, fsm: f, tbl: tbl, child: child, consistency: cfg.consistency, followerProxy: cfg.followerProxy,
-		maxMemory: maxMemory, log: log, pool: newConnPool(sock, 256), epoch: time.Now().UnixNano(),
-	}
-	s.proposer = newProposer(n, f)
-	s.reads = &readIndexer{node: n, fsm: f}
-	s.waiters = newWaiterSet()
-	f.setTouchHook(s.waiters.active, s.waiters.touched)
+	s := newServer(cfg, n, f, proc, tbl, log)
 	go s.proposer.run(stop)
-	go s.expireLoop(stop)
-	if maxMemory > 0 {
+	go s.proposer.sweepLoop(stop)
+	if cfg.maxMemory > 0 {
 		go s.memoryLoop(stop)
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.serve(m.redisLn) }()
+	go func() { serveErr <- s.serve(m.Clients()) }()
 	log.Info("redraft ready", "addr", ln.Addr().String(), "id", cfg.advertise,
-		"consistency", cfg.consistency, "backend", cfg.backend, "durability", cfg.durability, "redis-server", redisPath)
-
-	switch {
-	case hasState && cfg.join != "":
-		log.Info("existing Raft state found; -join is ignored and the node rejoins its cluster")
-	case !hasState && cfg.join != "":
-		go func() {
-			if err := joinCluster(cfg.join, cfg.advertise, log); err != nil {
-				log.Error("join failed", "err", err)
-				ln.Close()
-			}
-		}()
-	}
+		"consistency", cfg.consistency.String(), "backend", cfg.backend, "durability", cfg.durability, "redis-server", redisPath)
+	startJoin(cfg, hasState, ln, log)
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	var result error
 	select {
 	case sig := <-sigs:
 		log.Info("shutting down", "signal", sig.String())
-		if n.raft.State() == raft.Leader {
-			if err := n.raft.LeadershipTransfer().Error(); err != nil {
-				log.Warn("leadership transfer", "err", err)
-			}
-		}
-		ln.Close()
-		return nil
-	case <-child.exited:
-		return fmt.Errorf("redis-server exited unexpectedly (%v); exiting so that a restart rebuilds its data from the snapshot and the Raft log", child.err)
+	case <-proc.Exited():
+		result = fmt.Errorf("redis-server exited unexpectedly (%v); exiting so that a restart rebuilds its data from the snapshot and the Raft log", proc.Err())
 	case err := <-serveErr:
-		return fmt.Errorf("client listener stopped: %w", err)
+		result = fmt.Errorf("client listener stopped: %w", err)
 	}
+	shutdown(s, n, m, stop, log)
+	return result
+}
+
+// shutdown stops the node in this order: stop accepting clients; hand
+// leadership over (a leader); let in-flight requests finish and close
+// every client connection; stop the proposer and the periodic loops; stop
+// Raft (and its stores); stop accepting peers. The child is stopped last,
+// by run's deferred Stop.
+func shutdown(s *server, n *node, m *mux.Mux, stop chan struct{}, log *slog.Logger) {
+	m.Clients().Close()
+	if err := n.handOver(); err != nil {
+		log.Warn("leadership transfer", "err", err)
+	}
+	s.closeClients(5 * time.Second)
+	close(stop)
+	n.close()
+	m.Raft().Close()
+}
+
+// newServer wires the front end to the node and the FSM.
+func newServer(cfg *config, n *node, f *fsm, proc *child.Process, tbl *commandTable, log *slog.Logger) *server {
+	s := &server{
+		node: n, fsm: f, cmds: tbl, child: proc, log: log,
+		followerProxy: cfg.followerProxy, maxMemory: cfg.maxMemory,
+		limits: resp.DefaultLimits(), wall: wallClockMS, epoch: time.Now().UnixNano(),
+		waiters: newWaiterSet(),
+	}
+	s.proposer = newProposer(n, f, wallClockMS, log.With("src", "proposer"))
+	s.reads = &readPath{
+		level: cfg.consistency, node: n, fsm: f, proposer: s.proposer, tbl: tbl, wall: wallClockMS,
+		pool:  redisconn.NewPool("unix", proc.Sock(), 256),
+		index: &readIndexer{node: n, fsm: f},
+	}
+	f.setTouchHook(touchHook{wanted: s.waiters.active, report: s.waiters.touched})
+	return s
+}
+
+// loadCommandTable asks the child for COMMAND and builds the front end's
+// command table from it.
+func loadCommandTable(proc *child.Process) (*commandTable, error) {
+	c, err := proc.Dial()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	raw, err := c.Do("COMMAND")
+	if err != nil {
+		return nil, err
+	}
+	v, err := resp.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("parse COMMAND reply: %w", err)
+	}
+	meta, err := command.NewTable(v)
+	if err != nil {
+		return nil, err
+	}
+	return newCommandTable(meta), nil
 }
 
 // startNode opens Raft and bootstraps a new single-member cluster when there
 // is no state and nothing to join.
-func startNode(cfg *config, dir string, f *fsm, layer *streamLayer, log *slog.Logger) (*node, bool, error) {
+func startNode(cfg *config, dir string, f *fsm, layer raft.StreamLayer, log *slog.Logger) (*node, bool, error) {
 	opts := raftOptions{
 		dir: dir, advertise: cfg.advertise, backend: cfg.backend, durability: cfg.durability,
 		snapshotThreshold: cfg.snapshotThreshold, trailingLogs: cfg.trailingLogs,
@@ -278,6 +323,22 @@ func startNode(cfg *config, dir string, f *fsm, layer *streamLayer, log *slog.Lo
 	return n, hasState, nil
 }
 
+// startJoin asks the cluster at -join to add this node, unless the node
+// already has Raft state (then its data directory decides membership).
+func startJoin(cfg *config, hasState bool, ln net.Listener, log *slog.Logger) {
+	switch {
+	case hasState && cfg.join != "":
+		log.Info("existing Raft state found; -join is ignored and the node rejoins its cluster")
+	case !hasState && cfg.join != "":
+		go func() {
+			if err := joinCluster(cfg.join, cfg.advertise, log); err != nil {
+				log.Error("join failed", "err", err)
+				ln.Close()
+			}
+		}()
+	}
+}
+
 // removeStaleRDB deletes snapshot files a crash may have left in the child's
 // directory, so the child always starts empty and is filled from Raft.
 func removeStaleRDB(dir string) {
@@ -286,55 +347,4 @@ func removeStaleRDB(dir string) {
 		_ = os.Remove(m)
 	}
 	_ = os.RemoveAll(filepath.Join(dir, "frozen"))
-}
-
-// joinCluster asks the member at target to add self, following -TRY
-// redirects to the leader, until it succeeds.
-func joinCluster(target, self string, log *slog.Logger) error {
-	addr, err := normalizeAddr(target)
-	if err != nil {
-		return fmt.Errorf("-join: %w", err)
-	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for attempt := 1; ; attempt++ {
-		reply, err := sendCommand(addr, "RAFTADDPEER", self)
-		switch {
-		case err == nil && reply == "+OK":
-			log.Info("joined cluster", "via", addr)
-			return nil
-		case err == nil && strings.HasPrefix(reply, "-TRY "):
-			addr = strings.TrimPrefix(reply, "-TRY ")
-			continue
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("could not join via %s: %v %s", target, err, reply)
-		}
-		log.Warn("join attempt failed; retrying", "via", addr, "attempt", attempt, "err", err, "reply", reply)
-		time.Sleep(500 * time.Millisecond)
-		if a, err := normalizeAddr(target); err == nil && attempt%4 == 0 {
-			addr = a
-		}
-	}
-}
-
-// sendCommand runs one command against a redraft node and returns the first
-// line of its reply.
-func sendCommand(addr string, args ...string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(15 * time.Second))
-	w := bufio.NewWriter(c)
-	b := make([][]byte, len(args))
-	for i, a := range args {
-		b[i] = []byte(a)
-	}
-	writeCommand(w, b)
-	if err := w.Flush(); err != nil {
-		return "", err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return strings.TrimRight(line, "\r\n"), err
 }

@@ -1,10 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
-	"fmt"
-
-	"github.com/hashicorp/raft"
+	"log/slog"
+	"sync"
+	"time"
 )
 
 // Batching limits for one log entry.
@@ -14,35 +15,76 @@ const (
 	maxInFlight      = 1 // entries handed to Raft and not yet applied: one, so waiting writes form the next batch (group commit; measured best in make bench)
 )
 
-// proposal is one client's request to the log: commands, or a sweep of due
-// keys. done is closed when replies (or errReply) are set.
+// requestTimeout bounds how long one request may wait on the log.
+const requestTimeout = 10 * time.Second
+
+// sweepPeriod is how often the leader looks for keys past their deadline.
+const sweepPeriod = 20 * time.Millisecond
+
+// proposal is one request to the log: client commands, or a sweep of due
+// keys. done is closed once replies (or err) are set.
 type proposal struct {
-	cmds     []command
-	sweep    bool
-	replies  [][]byte
-	errReply []byte
-	done     chan struct{}
+	cmds    []entryCmd
+	sweep   bool
+	replies [][]byte
+	err     error
+	done    chan struct{}
 }
 
 // proposer is the single place where entries enter the log. It coalesces
-// concurrent proposals into one entry and stamps each entry with the leader
-// time T, which never decreases.
+// concurrent proposals into one entry (group commit), stamps each entry
+// with the log time T, and proposes sweeps of keys past their deadline.
 type proposer struct {
-	node   *node
-	fsm    *fsm
-	in     chan *proposal
-	slots  chan struct{}
-	lastT  int64
-	held   *proposal // a proposal read while batching that must start the next batch
-	tickMS func() int64
+	node  *node
+	fsm   *fsm
+	clock *logClock
+	in    chan *proposal
+	slots chan struct{}
+	held  *proposal // read while batching, it must start the next batch
+	log   *slog.Logger
+
+	sweepMu sync.Mutex // one sweep round at a time
 }
 
-func newProposer(n *node, f *fsm) *proposer {
-	return &proposer{node: n, fsm: f, in: make(chan *proposal, 4096), slots: make(chan struct{}, maxInFlight), tickMS: nowMS}
+// newProposer proposes to n; wall is the local clock in ms.
+func newProposer(n *node, f *fsm, wall func() int64, log *slog.Logger) *proposer {
+	return &proposer{
+		node: n, fsm: f, log: log,
+		clock: &logClock{wall: wall, applied: f.lastTime},
+		in:    make(chan *proposal, 4096),
+		slots: make(chan struct{}, maxInFlight),
+	}
 }
 
-// submit queues p.
-func (p *proposer) submit(pr *proposal) { p.in <- pr }
+// write proposes cmds as one request and waits for their replies (or an
+// error from the Raft layer: *NotLeaderError, ErrNoLeader, ErrTimeout,
+// ErrLeadershipLost).
+func (p *proposer) write(ctx context.Context, cmds []entryCmd) ([][]byte, error) {
+	if err := p.node.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	pr := &proposal{cmds: cmds, done: make(chan struct{})}
+	if err := p.submitAndWait(ctx, pr); err != nil {
+		return nil, err
+	}
+	return pr.replies, nil
+}
+
+// submitAndWait queues pr and waits until it is done or requestTimeout
+// passes.
+func (p *proposer) submitAndWait(ctx context.Context, pr *proposal) error {
+	p.in <- pr
+	timeout := time.NewTimer(requestTimeout)
+	defer timeout.Stop()
+	select {
+	case <-pr.done:
+		return pr.err
+	case <-ctx.Done():
+		return ErrTimeout
+	case <-timeout.C:
+		return ErrTimeout
+	}
+}
 
 // run forms and proposes entries until stop closes.
 func (p *proposer) run(stop <-chan struct{}) {
@@ -61,8 +103,7 @@ func (p *proposer) run(stop <-chan struct{}) {
 		case <-stop:
 			return
 		}
-		batch := p.collect(first)
-		p.propose(batch)
+		p.propose(p.collect(first))
 	}
 }
 
@@ -93,21 +134,13 @@ func (p *proposer) collect(first *proposal) []*proposal {
 	return batch
 }
 
-// nextT returns the time for a new entry: the local clock, but never less
-// than any time already proposed or applied.
-func (p *proposer) nextT() int64 {
-	t := max(p.tickMS(), p.lastT, p.fsm.lastT.Load())
-	p.lastT = t
-	return t
-}
-
 // propose encodes batch as one entry, hands it to Raft and replies when it
 // is applied.
 func (p *proposer) propose(batch []*proposal) {
-	e := &entry{Kind: entryCommands, T: p.nextT()}
+	e := &entry{Kind: entryCommands, T: p.clock.next()}
 	if batch[0].sweep {
 		e.Kind = entrySweep
-		e.Keys = p.fsm.index.dueKeys(e.T, maxBatchCommands)
+		e.Keys = p.fsm.dueKeys(e.T, maxBatchCommands)
 		if len(e.Keys) == 0 {
 			<-p.slots
 			finish(batch, nil, nil)
@@ -118,17 +151,17 @@ func (p *proposer) propose(batch []*proposal) {
 			e.Cmds = append(e.Cmds, pr.cmds...)
 		}
 	}
-	if p.node.raft.State() != raft.Leader {
+	if !p.node.isLeader() {
 		<-p.slots
-		finish(batch, nil, p.node.notLeaderError())
+		finish(batch, nil, p.node.leaderError())
 		return
 	}
-	fut := p.node.raft.Apply(encodeEntry(e), requestTimeout)
+	fut := p.node.apply(encodeEntry(e), requestTimeout)
 	go func() {
 		err := fut.Error()
 		<-p.slots
 		if err != nil {
-			finish(batch, nil, p.applyError(err))
+			finish(batch, nil, p.node.raftError(err))
 			return
 		}
 		res, _ := fut.Response().(*applyResult)
@@ -136,32 +169,74 @@ func (p *proposer) propose(batch []*proposal) {
 	}()
 }
 
-// applyError turns a Raft failure into a Redis-style error reply.
-func (p *proposer) applyError(err error) []byte {
-	switch {
-	case errors.Is(err, raft.ErrNotLeader):
-		return p.node.notLeaderError()
-	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-		return respError("ERR leadership changed before the write was acknowledged; it may or may not have been applied")
-	case errors.Is(err, raft.ErrEnqueueTimeout):
-		return respError("ERR timed out waiting for the Raft log; the write may or may not have been applied")
-	}
-	return respError(fmt.Sprintf("ERR raft: %v", err))
-}
+// errMissingReply means the FSM returned fewer replies than commands.
+var errMissingReply = errors.New("internal error: missing reply")
 
 // finish hands each proposal its share of the replies.
-func finish(batch []*proposal, res *applyResult, errReply []byte) {
+func finish(batch []*proposal, res *applyResult, err error) {
 	off := 0
 	for _, pr := range batch {
 		switch {
-		case errReply != nil:
-			pr.errReply = errReply
+		case err != nil:
+			pr.err = err
 		case res != nil && off+len(pr.cmds) <= len(res.replies):
 			pr.replies = res.replies[off : off+len(pr.cmds)]
 		case len(pr.cmds) > 0:
-			pr.errReply = respError("ERR internal error: missing reply")
+			pr.err = errMissingReply
 		}
 		off += len(pr.cmds)
 		close(pr.done)
+	}
+}
+
+// dueNow reports whether the expiry index holds a deadline at or before
+// now (the local clock).
+func (p *proposer) dueNow(now int64) bool {
+	at, ok := p.fsm.earliestDeadline()
+	return ok && at <= now
+}
+
+// sweep proposes the deletion of every key due by the local clock and waits
+// until it is applied.
+func (p *proposer) sweep(ctx context.Context) error {
+	p.sweepMu.Lock()
+	defer p.sweepMu.Unlock()
+	for p.dueNow(p.clock.wall()) {
+		if err := p.node.waitReady(ctx); err != nil {
+			return err
+		}
+		if err := p.submitAndWait(ctx, &proposal{sweep: true, done: make(chan struct{})}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sweepLoop makes the leader sweep keys as their deadlines pass, so that
+// they disappear on every node even when nobody reads them.
+func (p *proposer) sweepLoop(stop <-chan struct{}) {
+	every(stop, sweepPeriod, func() {
+		if !p.node.isLeader() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		if err := p.sweep(ctx); err != nil {
+			p.log.Debug("sweep", "err", err)
+		}
+	})
+}
+
+// every runs fn each period until stop closes.
+func every(stop <-chan struct{}, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			fn()
+		}
 	}
 }

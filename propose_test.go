@@ -1,17 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 )
 
 func cmdProposal(args ...string) *proposal {
-	return &proposal{cmds: []command{{Args: argv(args...)}}, done: make(chan struct{})}
+	return &proposal{cmds: []entryCmd{{Args: argv(args...)}}, done: make(chan struct{})}
 }
 
 func newTestProposer() *proposer {
-	return &proposer{in: make(chan *proposal, 4096), fsm: &fsm{}, tickMS: func() int64 { return 0 }}
+	return &proposer{in: make(chan *proposal, 4096), fsm: &fsm{}}
 }
 
 func TestCollectTakesWaitingProposals(t *testing.T) {
@@ -106,35 +105,34 @@ func TestCollectByteLimit(t *testing.T) {
 }
 
 func TestNextTNeverDecreases(t *testing.T) {
-	clock := int64(1000)
-	p := newTestProposer()
-	p.tickMS = func() int64 { return clock }
-	if got := p.nextT(); got != 1000 {
-		t.Fatalf("nextT = %d", got)
+	wall, applied := int64(1000), int64(0)
+	c := &logClock{wall: func() int64 { return wall }, applied: func() int64 { return applied }}
+	if got := c.next(); got != 1000 {
+		t.Fatalf("next = %d", got)
 	}
-	clock = 900 // the clock steps back
-	if got := p.nextT(); got != 1000 {
-		t.Errorf("nextT after the clock stepped back = %d", got)
+	wall = 900 // the clock steps back
+	if got := c.next(); got != 1000 {
+		t.Errorf("next after the clock stepped back = %d", got)
 	}
-	clock = 1500
-	if got := p.nextT(); got != 1500 {
-		t.Errorf("nextT = %d", got)
+	wall = 1500
+	if got := c.next(); got != 1500 {
+		t.Errorf("next = %d", got)
 	}
 	// A new leader never goes below what was already applied.
-	p.fsm.lastT.Store(5000)
-	if got := p.nextT(); got != 5000 {
-		t.Errorf("nextT below the applied time: %d", got)
+	applied = 5000
+	if got := c.next(); got != 5000 {
+		t.Errorf("next below the applied time: %d", got)
 	}
-	clock = 6000
-	if got := p.nextT(); got != 6000 {
-		t.Errorf("nextT = %d", got)
+	wall = 6000
+	if got := c.next(); got != 6000 {
+		t.Errorf("next = %d", got)
 	}
 }
 
 func TestFinishSplitsReplies(t *testing.T) {
-	a := &proposal{cmds: make([]command, 2), done: make(chan struct{})}
+	a := &proposal{cmds: make([]entryCmd, 2), done: make(chan struct{})}
 	b := &proposal{done: make(chan struct{})} // no commands
-	c := &proposal{cmds: make([]command, 1), done: make(chan struct{})}
+	c := &proposal{cmds: make([]entryCmd, 1), done: make(chan struct{})}
 	res := &applyResult{replies: [][]byte{[]byte("+1\r\n"), []byte("+2\r\n"), []byte("+3\r\n")}}
 	finish([]*proposal{a, b, c}, res, nil)
 	for _, pr := range []*proposal{a, b, c} {
@@ -143,8 +141,8 @@ func TestFinishSplitsReplies(t *testing.T) {
 		default:
 			t.Fatal("done not closed")
 		}
-		if pr.errReply != nil {
-			t.Errorf("errReply %q", pr.errReply)
+		if pr.err != nil {
+			t.Errorf("err %v", pr.err)
 		}
 	}
 	if len(a.replies) != 2 || string(a.replies[0]) != "+1\r\n" || string(a.replies[1]) != "+2\r\n" {
@@ -159,25 +157,24 @@ func TestFinishSplitsReplies(t *testing.T) {
 }
 
 func TestFinishErrors(t *testing.T) {
-	a := &proposal{cmds: make([]command, 2), done: make(chan struct{})}
+	a := &proposal{cmds: make([]entryCmd, 2), done: make(chan struct{})}
 	b := &proposal{sweep: true, done: make(chan struct{})}
-	errReply := respError("ERR not leader")
-	finish([]*proposal{a, b}, nil, errReply)
-	if !bytes.Equal(a.errReply, errReply) || !bytes.Equal(b.errReply, errReply) || a.replies != nil {
-		t.Errorf("errReply not propagated: %q %q", a.errReply, b.errReply)
+	finish([]*proposal{a, b}, nil, ErrNoLeader)
+	if a.err != ErrNoLeader || b.err != ErrNoLeader || a.replies != nil {
+		t.Errorf("err not propagated: %v %v", a.err, b.err)
 	}
 	// Too few replies: the proposals without theirs get an error, never a
 	// reply belonging to someone else.
-	a = &proposal{cmds: make([]command, 1), done: make(chan struct{})}
-	c := &proposal{cmds: make([]command, 2), done: make(chan struct{})}
+	a = &proposal{cmds: make([]entryCmd, 1), done: make(chan struct{})}
+	c := &proposal{cmds: make([]entryCmd, 2), done: make(chan struct{})}
 	finish([]*proposal{a, c}, &applyResult{replies: [][]byte{[]byte(":1\r\n"), []byte(":2\r\n")}}, nil)
-	if len(a.replies) != 1 || c.replies != nil || !strings.Contains(string(c.errReply), "missing reply") {
-		t.Errorf("a %q / c %q %q", a.replies, c.replies, c.errReply)
+	if len(a.replies) != 1 || c.replies != nil || c.err != errMissingReply {
+		t.Errorf("a %q / c %q %v", a.replies, c.replies, c.err)
 	}
 	// An empty sweep (nothing due) finishes without error or replies.
 	s := &proposal{sweep: true, done: make(chan struct{})}
 	finish([]*proposal{s}, nil, nil)
-	if s.errReply != nil || s.replies != nil {
-		t.Errorf("empty sweep: %q %q", s.errReply, s.replies)
+	if s.err != nil || s.replies != nil {
+		t.Errorf("empty sweep: %v %q", s.err, s.replies)
 	}
 }

@@ -2,20 +2,22 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
-	"github.com/tidwall/redcon"
+	"github.com/redraft/redraft/internal/command"
+	"github.com/redraft/redraft/internal/redisconn"
+	"github.com/redraft/redraft/internal/resp"
 )
 
 // Pub/Sub: PUBLISH travels through the Raft log like any write, so every
 // node's child delivers it to that node's subscribers. A subscribing client
-// is given its own connection to the local child and the proxy relays both
-// ways; the child does the matching, pattern handling, PING and RESP shapes.
-
-// subscribeCommands enter subscriber mode.
-var subscribeCommands = map[string]bool{"subscribe": true, "psubscribe": true, "ssubscribe": true}
+// gets its own connection to the local child; its commands go there, and a
+// pump copies the child's replies and messages back. The child does the
+// matching, pattern handling, PING and reply shapes.
 
 // allowedInSubscriberMode are the commands a subscribed client may send.
 var allowedInSubscriberMode = map[string]bool{
@@ -24,133 +26,128 @@ var allowedInSubscriberMode = map[string]bool{
 	"ping": true, "quit": true, "reset": true,
 }
 
-// subscribe hands conn to a relay to a dedicated child connection. rest
-// are the commands pipelined from the first subscribe on. A connection
-// already served by the proxy's own loop (after a blocking command) keeps
-// its command channel; otherwise it is detached from redcon here.
-func (s *server) subscribe(conn redcon.Conn, cl *client, rest []redcon.Command) {
-	var dc redcon.DetachedConn
-	next := func() (redcon.Command, bool) {
-		c, err := dc.ReadCommand()
-		return c, err == nil
-	}
-	if cl.cmds != nil {
-		dc = conn.(redcon.DetachedConn)
-		next = func() (redcon.Command, bool) {
-			c, ok := <-cl.cmds
-			return c, ok
-		}
-	} else {
-		cl.detached = true
-		dc = conn.Detach()
-	}
-	child, err := dialChild(s.child.sock)
+// subscription is a client in subscriber mode.
+type subscription struct {
+	cl   *client
+	conn *redisconn.Conn // the client's own connection to the child
+	once sync.Once
+
+	// A refused command (or QUIT) is answered in order with the child's
+	// replies: a PING carrying a marker goes to the child, and the pump
+	// replaces its echo with the answer.
+	mu      sync.Mutex
+	answers map[string][]byte
+	serial  int
+	quit    string        // the marker of a QUIT, once sent
+	ended   chan struct{} // closed when the pump stops
+}
+
+// subscribe enters subscriber mode and sends the command to the child;
+// the reply comes from the child, through the pump.
+func (s *server) subscribe(_ context.Context, cl *client, args [][]byte) []byte {
+	conn, err := s.child.Dial()
 	if err != nil {
-		dc.WriteError("ERR " + err.Error())
-		dc.Flush()
-		dc.Close()
-		return
+		return resp.Error("ERR " + err.Error())
 	}
-	r := &relay{client: dc, child: child, errs: make(map[string][]byte), done: func() { s.closeClient(cl) }}
-	go r.fromChild()
-	go func() {
-		defer r.close()
-		for _, c := range rest {
-			if !r.forward(c.Args) {
-				return
-			}
-		}
-		for {
-			c, ok := next()
-			if !ok || !r.forward(c.Args) {
-				return
-			}
-		}
-	}()
+	cl.flush() // replies owed before subscribing go first
+	cl.sub = &subscription{cl: cl, conn: conn, answers: make(map[string][]byte), ended: make(chan struct{})}
+	go cl.sub.pump()
+	if !cl.sub.send(args) {
+		cl.kill()
+	}
+	return nil
 }
 
-// relay joins a subscribed client and its child connection.
-type relay struct {
-	client redcon.DetachedConn
-	child  *respConn
-	mu     sync.Mutex // serialises writes to the client
-	once   sync.Once
-
-	// A refused command is answered in order with the child's replies: a
-	// PING carrying a marker goes to the child, and its echo is replaced by
-	// the error.
-	errMu  sync.Mutex
-	errs   map[string][]byte
-	serial int
-
-	done func() // releases the client's proxy state
-}
-
-// forward sends one client command to the child; false ends the relay.
-func (r *relay) forward(args [][]byte) bool {
-	name := lower(args[0])
+// subscribedCommand handles one command of a subscribed client; false
+// ends the connection.
+func (s *server) subscribedCommand(cl *client, args [][]byte) bool {
+	sub := cl.sub
+	name := command.Lower(args[0])
 	switch {
 	case name == "quit":
-		r.write([]byte("+OK\r\n"))
+		m := sub.marker(resp.OK)
+		sub.mu.Lock()
+		sub.quit = m
+		sub.mu.Unlock()
+		ok := sub.send([][]byte{[]byte("PING"), []byte(m)})
+		if ok {
+			select {
+			case <-sub.ended:
+			case <-time.After(requestTimeout):
+			}
+		}
 		return false
 	case !allowedInSubscriberMode[name]:
-		r.errMu.Lock()
-		r.serial++
-		marker := fmt.Sprintf("\x00redraft-refused-%d", r.serial)
-		r.errs[marker] = respError(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", strings.ToLower(string(args[0]))))
-		r.errMu.Unlock()
+		marker := sub.marker(resp.Error(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", strings.ToLower(string(args[0])))))
 		args = [][]byte{[]byte("PING"), []byte(marker)}
 	}
-	r.child.send(args)
-	return r.child.flush() == nil
+	return sub.send(args)
 }
 
-// refusal returns the error to send in place of a marker echo, if raw is one.
-func (r *relay) refusal(raw []byte) []byte {
-	i := bytes.Index(raw, []byte("\x00redraft-refused-"))
+// marker registers the answer to send in place of a marked PING's echo.
+func (sub *subscription) marker(answer []byte) string {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	sub.serial++
+	m := fmt.Sprintf("\x00redraft-answer-%d", sub.serial)
+	sub.answers[m] = answer
+	return m
+}
+
+// answer returns the answer registered for the marker raw echoes, if any.
+func (sub *subscription) answer(raw []byte) (answer []byte, marker string) {
+	i := bytes.Index(raw, []byte("\x00redraft-answer-"))
 	if i < 0 {
-		return nil
+		return nil, ""
 	}
 	end := bytes.IndexByte(raw[i:], '\r')
 	if end < 0 {
-		return nil
+		return nil, ""
 	}
-	r.errMu.Lock()
-	defer r.errMu.Unlock()
-	marker := string(raw[i : i+end])
-	e := r.errs[marker]
-	delete(r.errs, marker)
-	return e
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	marker = string(raw[i : i+end])
+	answer = sub.answers[marker]
+	delete(sub.answers, marker)
+	return answer, marker
 }
 
-// fromChild copies every reply and message from the child to the client.
-func (r *relay) fromChild() {
-	defer r.close()
+// send forwards one command to the child.
+func (sub *subscription) send(args [][]byte) bool {
+	sub.conn.Send(args)
+	return sub.conn.Flush() == nil
+}
+
+// pump copies every reply and message from the child to the client until
+// either side fails or the client quits.
+func (sub *subscription) pump() {
+	defer close(sub.ended)
+	defer sub.close()
 	for {
-		raw, err := r.child.readReply()
+		raw, err := sub.conn.ReadReply()
 		if err != nil {
 			return
 		}
-		if e := r.refusal(raw); e != nil {
-			raw = e
+		answer, marker := sub.answer(raw)
+		if answer != nil {
+			raw = answer
 		}
-		if !r.write(raw) {
+		if sub.cl.write(raw) != nil {
+			return
+		}
+		sub.mu.Lock()
+		quit := marker != "" && marker == sub.quit
+		sub.mu.Unlock()
+		if quit {
 			return
 		}
 	}
 }
 
-func (r *relay) write(raw []byte) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.client.WriteRaw(raw)
-	return r.client.Flush() == nil
-}
-
-func (r *relay) close() {
-	r.once.Do(func() {
-		r.child.Close()
-		r.client.Close()
-		r.done()
+// close ends the subscription and the client's connection.
+func (sub *subscription) close() {
+	sub.once.Do(func() {
+		sub.conn.Close()
+		sub.cl.kill()
 	})
 }

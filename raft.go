@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,9 @@ import (
 	"github.com/hashicorp/raft-wal/fs"
 	"github.com/hashicorp/raft-wal/segment"
 	"github.com/hashicorp/raft-wal/types"
+
+	"github.com/redraft/redraft/internal/logging"
+	"github.com/redraft/redraft/internal/resp"
 )
 
 // node is this process's Raft member.
@@ -31,6 +35,7 @@ type node struct {
 	id        string // == advertise address
 	log       *slog.Logger
 	closers   []io.Closer
+	stop      chan struct{} // closed by close: ends the durability loops
 
 	readyMu   sync.Mutex
 	ready     chan struct{} // closed once a new leader has applied its barrier
@@ -71,7 +76,7 @@ func newNode(opts raftOptions, f *fsm, layer raft.StreamLayer, log *slog.Logger)
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.NoSnapshotRestoreOnStart = false
 
-	n := &node{fsm: f, id: opts.advertise, log: log, ready: make(chan struct{})}
+	n := &node{fsm: f, id: opts.advertise, log: log, ready: make(chan struct{}), stop: make(chan struct{})}
 	logs, stable, err := n.openStores(opts)
 	if err != nil {
 		return nil, false, err
@@ -116,7 +121,7 @@ func (n *node) openStores(opts raftOptions) (raft.LogStore, raft.StableStore, er
 		}
 		n.closers = append(n.closers, w)
 		if opts.durability == "medium" {
-			go vfs.syncEverySecond()
+			go every(n.stop, time.Second, vfs.syncTail)
 		}
 		return w, w, nil
 	case "bolt":
@@ -129,11 +134,7 @@ func (n *node) openStores(opts raftOptions) (raft.LogStore, raft.StableStore, er
 		}
 		n.closers = append(n.closers, b)
 		if opts.durability == "medium" {
-			go func() {
-				for range time.Tick(time.Second) {
-					_ = b.Sync()
-				}
-			}()
+			go every(n.stop, time.Second, func() { _ = b.Sync() })
 		}
 		return b, b, nil
 	case "inmem":
@@ -175,15 +176,13 @@ func (v *syncPolicyVFS) wrap(f types.WritableFile) types.WritableFile {
 	return lazySyncFile{f}
 }
 
-// syncEverySecond flushes the tail segment once a second (-durability medium).
-func (v *syncPolicyVFS) syncEverySecond() {
-	for range time.Tick(time.Second) {
-		v.mu.Lock()
-		files := append([]types.WritableFile(nil), v.files...)
-		v.mu.Unlock()
-		for _, f := range files {
-			_ = f.Sync()
-		}
+// syncTail flushes the tail segment (-durability medium: once a second).
+func (v *syncPolicyVFS) syncTail() {
+	v.mu.Lock()
+	files := append([]types.WritableFile(nil), v.files...)
+	v.mu.Unlock()
+	for _, f := range files {
+		_ = f.Sync()
 	}
 }
 
@@ -208,7 +207,13 @@ func (n *node) bootstrap() error {
 // winning an election it first applies a barrier, so everything committed
 // by earlier leaders is applied before it serves reads or assigns times.
 func (n *node) watchLeadership() {
-	for isLeader := range n.raft.LeaderCh() {
+	for {
+		var isLeader bool
+		select {
+		case <-n.stop:
+			return
+		case isLeader = <-n.raft.LeaderCh():
+		}
 		n.setReady(false)
 		if !isLeader {
 			continue
@@ -218,7 +223,7 @@ func (n *node) watchLeadership() {
 				if err := n.raft.Barrier(10 * time.Second).Error(); err == nil {
 					if n.raft.State() == raft.Leader {
 						n.setReady(true)
-						n.log.Info("leader ready", "applied", n.fsm.applied.Load())
+						n.log.Info("leader ready", "applied", n.fsm.appliedIndex())
 					}
 					return
 				}
@@ -242,10 +247,11 @@ func (n *node) setReady(ready bool) {
 	}
 }
 
-// waitLeaderReady waits until this node is a leader that has applied its
-// barrier. It fails fast when another node leads, and waits (within ctx,
-// at most leaderWait) while no leader is known, e.g. during an election.
-func (n *node) waitLeaderReady(ctx context.Context) error {
+// waitReady waits until this node is a leader that has applied its
+// barrier. It fails fast when another node leads (a *NotLeaderError), and
+// waits (within ctx, at most leaderWait) while no leader is known, e.g.
+// during an election (then ErrNoLeader).
+func (n *node) waitReady(ctx context.Context) error {
 	if n.readyFast.Load() && n.raft.State() == raft.Leader {
 		return nil
 	}
@@ -254,7 +260,7 @@ func (n *node) waitLeaderReady(ctx context.Context) error {
 	for {
 		if n.raft.State() != raft.Leader {
 			if addr := n.leaderAddr(); addr != "" && addr != n.id {
-				return errNotLeader
+				return &NotLeaderError{Leader: addr}
 			}
 		}
 		n.readyMu.Lock()
@@ -266,9 +272,9 @@ func (n *node) waitLeaderReady(ctx context.Context) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return errNotLeader
+			return n.leaderError()
 		case <-give.C:
-			return errNotLeader
+			return n.leaderError()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -277,8 +283,45 @@ func (n *node) waitLeaderReady(ctx context.Context) error {
 // leaderWait bounds how long a request waits for an election to finish.
 const leaderWait = 3 * time.Second
 
-// errNotLeader means the request must go to the leader.
-var errNotLeader = errors.New("not the leader")
+// NotLeaderError means the request must go to the leader at Leader.
+type NotLeaderError struct{ Leader string }
+
+func (e *NotLeaderError) Error() string { return "not the leader; the leader is " + e.Leader }
+
+// Errors of the Raft layer; the front end turns them into replies.
+var (
+	// ErrNoLeader means no leader is known (an election, or no quorum).
+	ErrNoLeader = errors.New("no leader is known")
+	// ErrTimeout means the log did not answer in time; the write may or
+	// may not have been applied.
+	ErrTimeout = errors.New("timed out waiting for the Raft log")
+	// ErrLeadershipLost means leadership changed while a write was in
+	// flight; it may or may not have been applied.
+	ErrLeadershipLost = errors.New("leadership changed before the write was acknowledged")
+)
+
+// leaderError describes why this node cannot serve as leader now.
+func (n *node) leaderError() error {
+	if addr := n.leaderAddr(); addr != "" && addr != n.id {
+		return &NotLeaderError{Leader: addr}
+	}
+	return ErrNoLeader
+}
+
+// raftError maps hashicorp/raft's errors to this layer's.
+func (n *node) raftError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader):
+		return n.leaderError()
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return ErrLeadershipLost
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return ErrTimeout
+	}
+	return fmt.Errorf("raft: %w", err)
+}
 
 // leaderAddr is the current leader's address, "" if unknown.
 func (n *node) leaderAddr() string {
@@ -286,26 +329,75 @@ func (n *node) leaderAddr() string {
 	return string(addr)
 }
 
-// notLeaderError is the reply for a request this node cannot serve.
-func (n *node) notLeaderError() []byte {
-	if addr := n.leaderAddr(); addr != "" && addr != n.id {
-		return respError("TRY " + addr)
+// isLeader reports whether this node is the leader now.
+func (n *node) isLeader() bool { return n.raft.State() == raft.Leader }
+
+// state is this node's Raft role.
+func (n *node) state() raft.RaftState { return n.raft.State() }
+
+// ErrReadVerify wraps a failure to confirm leadership for a linearizable
+// read, other than losing it.
+var ErrReadVerify = errors.New("linearizable read failed")
+
+// verifyLeader confirms leadership with a majority (a heartbeat round) and
+// returns the commit index observed before it.
+func (n *node) verifyLeader() (uint64, error) {
+	commit := n.raft.CommitIndex()
+	err := n.raft.VerifyLeader().Error()
+	switch {
+	case err == nil:
+		return commit, nil
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+		return 0, n.leaderError()
 	}
-	return respError("CLUSTERDOWN no leader is known yet; try again shortly")
+	return 0, fmt.Errorf("%w: %w", ErrReadVerify, err)
+}
+
+// raftApplied is Raft's own applied index, which also counts entries that
+// never reach the FSM (no-ops, barriers, configuration changes).
+func (n *node) raftApplied() uint64 { return n.raft.AppliedIndex() }
+
+// apply hands an encoded entry to Raft.
+func (n *node) apply(data []byte, timeout time.Duration) raft.ApplyFuture {
+	return n.raft.Apply(data, timeout)
+}
+
+// stats is hashicorp/raft's statistics.
+func (n *node) stats() map[string]string { return n.raft.Stats() }
+
+// snapshot takes a snapshot now.
+func (n *node) snapshot() error { return n.raft.Snapshot().Error() }
+
+// members lists the current configuration.
+func (n *node) members() ([]raft.Server, error) {
+	fut := n.raft.GetConfiguration()
+	if err := fut.Error(); err != nil {
+		return nil, err
+	}
+	return fut.Configuration().Servers, nil
+}
+
+// handOver transfers leadership to another node if this one leads.
+func (n *node) handOver() error {
+	if !n.isLeader() {
+		return nil
+	}
+	return n.raft.LeadershipTransfer().Error()
 }
 
 // addPeer adds a voter (idempotent).
 func (n *node) addPeer(addr string) error {
-	return n.raft.AddVoter(raft.ServerID(addr), raft.ServerAddress(addr), 0, 10*time.Second).Error()
+	return n.raftError(n.raft.AddVoter(raft.ServerID(addr), raft.ServerAddress(addr), 0, 10*time.Second).Error())
 }
 
 // removePeer removes a member by address.
 func (n *node) removePeer(addr string) error {
-	return n.raft.RemoveServer(raft.ServerID(addr), 0, 10*time.Second).Error()
+	return n.raftError(n.raft.RemoveServer(raft.ServerID(addr), 0, 10*time.Second).Error())
 }
 
 // close shuts Raft down and closes the stores.
 func (n *node) close() {
+	close(n.stop)
 	if err := n.raft.Shutdown().Error(); err != nil {
 		n.log.Warn("raft shutdown", "err", err)
 	}
@@ -342,7 +434,7 @@ type slogWriter struct{ log *slog.Logger }
 func (w *slogWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
 	level := slog.LevelInfo
-	for tag, l := range map[string]slog.Level{"[ERROR]": slog.LevelError, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelInfo, "[DEBUG]": slog.LevelDebug, "[TRACE]": slog.LevelDebug - 4} {
+	for tag, l := range map[string]slog.Level{"[ERROR]": slog.LevelError, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelInfo, "[DEBUG]": slog.LevelDebug, "[TRACE]": logging.LevelDebug - 4} {
 		if i := strings.Index(line, tag); i >= 0 {
 			level = l
 			line = strings.TrimSpace(line[i+len(tag):])
@@ -351,4 +443,55 @@ func (w *slogWriter) Write(p []byte) (int, error) {
 	}
 	w.log.Log(context.Background(), level, line)
 	return len(p), nil
+}
+
+// joinCluster asks the member at target to add self, following -TRY
+// redirects to the leader, until it succeeds.
+func joinCluster(target, self string, log *slog.Logger) error {
+	addr, err := normalizeAddr(target)
+	if err != nil {
+		return fmt.Errorf("-join: %w", err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for attempt := 1; ; attempt++ {
+		reply, err := sendCommand(addr, "RAFTADDPEER", self)
+		switch {
+		case err == nil && reply == "+OK":
+			log.Info("joined cluster", "via", addr)
+			return nil
+		case err == nil && strings.HasPrefix(reply, "-TRY "):
+			addr = strings.TrimPrefix(reply, "-TRY ")
+			continue
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("could not join via %s: %v %s", target, err, reply)
+		}
+		log.Warn("join attempt failed; retrying", "via", addr, "attempt", attempt, "err", err, "reply", reply)
+		time.Sleep(500 * time.Millisecond)
+		if a, err := normalizeAddr(target); err == nil && attempt%4 == 0 {
+			addr = a
+		}
+	}
+}
+
+// sendCommand runs one command against a redraft node and returns the first
+// line of its reply.
+func sendCommand(addr string, args ...string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+	w := bufio.NewWriter(c)
+	b := make([][]byte, len(args))
+	for i, a := range args {
+		b[i] = []byte(a)
+	}
+	resp.WriteCommand(w, b)
+	if err := w.Flush(); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimRight(line, "\r\n"), err
 }

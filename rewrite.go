@@ -1,12 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"crypto/sha1"
-	"encoding/hex"
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/redraft/redraft/internal/command"
+	"github.com/redraft/redraft/internal/redisconn"
+	"github.com/redraft/redraft/internal/resp"
 )
 
 // This file holds every determinism rewrite: the one place where a client
@@ -48,7 +49,7 @@ type scriptSource func(sha string) (string, bool)
 
 // planCommand turns c into the step(s) a child runs at time t. seed makes
 // random choices (SPOP) a function of the log position.
-func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts scriptSource) applyStep {
+func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts scriptSource) applyStep {
 	st := applyStep{db: c.DB, args: c.Args}
 	if len(c.Sub) > 0 {
 		st.args = [][]byte{[]byte("MULTI")}
@@ -70,7 +71,7 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 		}
 		return st
 	}
-	info := tbl.lookup(c.Args)
+	info := tbl.Lookup(c.Args)
 	if info == nil {
 		return st
 	}
@@ -81,11 +82,11 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 		}
 		return out
 	}
-	st.precheck = keysOf(commandKeys(info, c.Args))
+	st.precheck = keysOf(command.Keys(info, c.Args))
 	args := c.Args
-	switch info.name {
+	switch info.Name {
 	case "expire", "pexpire", "expireat", "pexpireat":
-		if at, ok := absoluteDeadline(info.name, args, t); ok {
+		if at, ok := absoluteDeadline(info.Name, args, t); ok {
 			st.args = replaceArgs(args, 0, "PEXPIREAT", 2, shifted(at))
 			st.readBack, st.expireNow = keysOf(args[1:2]), at <= t
 		}
@@ -95,7 +96,7 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 		st.planSetLike(args, 2, t, keysOf)
 	case "setex", "psetex":
 		unit := int64(1000)
-		if info.name == "psetex" {
+		if info.Name == "psetex" {
 			unit = 1
 		}
 		if n, err := strconv.ParseInt(string(args[2]), 10, 64); err == nil && n > 0 && n <= (math.MaxInt64-t)/unit {
@@ -137,7 +138,7 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 	case "spop":
 		st.planSpop(args, seed)
 	case "xreadgroup", "xclaim", "xautoclaim":
-		st.planStreamCommand(info.name, args, t)
+		st.planStreamCommand(info.Name, args, t)
 	case "eval", "evalsha":
 		st.planEval(args, t, scripts, keysOf)
 	case "script|load":
@@ -146,16 +147,16 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 		st.script = body
 		sha := scriptSHA(body)
 		st.mapReply = func(raw []byte) []byte {
-			if replyIsError(raw) {
+			if resp.IsError(raw) {
 				return raw
 			}
-			return respBulk(sha)
+			return resp.Bulk(sha)
 		}
 	case "script|flush":
 		st.flushAll = true
 	case "fcall":
 		st.args = append(append([][]byte(nil), args...), functionTimeArg(t))
-		st.readBack = keysOf(numKeysAt(args, 2))
+		st.readBack = keysOf(command.NumKeysAt(args, 2))
 	case "function|load":
 		st.args = replaceArgs(args, len(args)-1, libraryWithPrelude(string(args[len(args)-1])), -1, "")
 	case "function|restore":
@@ -168,8 +169,7 @@ func planCommand(tbl *commandTable, c *command, t int64, seed uint64, scripts sc
 		}
 	case "ttl", "pttl", "expiretime", "pexpiretime":
 		// Inside MULTI: answered from the shifted deadline at time T.
-		st.args = [][]byte{[]byte("EVAL"), []byte(ttlScript), []byte("1"), args[1],
-			[]byte(strconv.FormatInt(t, 10)), []byte(info.name)}
+		st.args = ttlCommand(info.Name, args[1], t)
 	}
 	return st
 }
@@ -297,19 +297,6 @@ end
 if single then return out[1] end
 return out`
 
-// ttlScript answers the TTL family from a shifted deadline: ARGV[1] is T,
-// ARGV[2] the command name.
-var ttlScript = `local at = redis.call('PEXPIRETIME', KEYS[1])
-if at < 0 then return at end
-local ms = at - ` + strconv.FormatInt(deadlineShift, 10) + `
-local t = tonumber(ARGV[1])
-local c = ARGV[2]
-if (c == 'ttl' or c == 'pttl') and ms <= t then return -2 end
-if c == 'ttl' then return math.floor((ms - t + 500) / 1000) end
-if c == 'pttl' then return ms - t end
-if c == 'expiretime' then return math.floor((ms + 500) / 1000) end
-return ms`
-
 // planSpop replaces SPOP with the deterministic script.
 func (st *applyStep) planSpop(args [][]byte, seed uint64) {
 	count := ""
@@ -341,85 +328,7 @@ func (st *applyStep) planEval(args [][]byte, t int64, scripts scriptSource, keys
 	st.args = evalArgs(body, args[2:], t)
 	st.script = body
 	st.mapReply = userSHAInErrors(body)
-	st.readBack = keysOf(numKeysAt(args, 2))
-}
-
-// evalArgs builds EVAL <prelude+body> <numkeys keys... args...> <t>.
-func evalArgs(body string, rest [][]byte, t int64) [][]byte {
-	out := make([][]byte, 0, len(rest)+3)
-	out = append(out, []byte("EVAL"), []byte(scriptWithPrelude(body)))
-	out = append(out, rest...)
-	return append(out, []byte(strconv.FormatInt(t, 10)))
-}
-
-// scriptPrelude shadows the redis table inside a script so that TTL
-// arguments become absolute shifted deadlines computed from T, TIME answers
-// T, and TTL reads are shifted back. It is one line, so error line numbers in
-// the user's script do not move. T arrives as the last ARGV and is removed.
-var scriptPrelude = `local __r = redis; local __keys = KEYS; local __T = tonumber(ARGV[#ARGV]); ARGV[#ARGV] = nil; local __ro = __T < 0; if __ro then __T = -__T end; local __D = ` + strconv.FormatInt(deadlineShift, 10) + `; ` +
-	strings.Join(scriptHelpers, " ") + ` ` +
-	`local redis = setmetatable({call = function(...) return __call(__r.call, ...) end, pcall = function(...) return __call(__r.pcall, ...) end}, {__index = __r});`
-
-// scriptHelpers are the Lua functions shared by the script and library
-// preludes; they read __r (the real redis table), __T and __D.
-var scriptHelpers = []string{
-	`local function __n(v) local x = tonumber(v); if x and x == math.floor(x) and x > 0 then return x end return nil end;`,
-	`local function __at(ms) return string.format('%.0f', ms + __D) end;`,
-	`local function __fix(a) local c = string.lower(tostring(a[1]));`,
-	`if c == 'expire' or c == 'pexpire' or c == 'expireat' or c == 'pexpireat' then local v = tonumber(a[3]); if v and v == math.floor(v) then local ms = v; if c == 'expire' then ms = __T + v * 1000 elseif c == 'pexpire' then ms = __T + v elseif c == 'expireat' then ms = v * 1000 end; a[1] = 'PEXPIREAT'; a[3] = __at(ms) end;`,
-	`elseif c == 'set' or c == 'getex' then local from = (c == 'set') and 4 or 3; for i = from, #a - 1 do local o = string.lower(tostring(a[i])); local v = __n(a[i + 1]); if v and (o == 'ex' or o == 'px' or o == 'exat' or o == 'pxat') then local ms = v; if o == 'ex' then ms = __T + v * 1000 elseif o == 'px' then ms = __T + v elseif o == 'exat' then ms = v * 1000 end; a[i] = 'PXAT'; a[i + 1] = __at(ms); break end end;`,
-	`elseif c == 'setex' or c == 'psetex' then local v = __n(a[3]); if v then local ms = (c == 'setex') and (__T + v * 1000) or (__T + v); a = {'SET', a[2], a[4], 'PXAT', __at(ms)} end;`,
-	`elseif c == 'restore' then local v = __n(a[3]); if v then local abs = false; for i = 5, #a do if string.lower(tostring(a[i])) == 'absttl' then abs = true end end; if abs then a[3] = __at(v) else a[3] = __at(__T + v); a[#a + 1] = 'ABSTTL' end end;`,
-	`elseif c == 'xadd' then local i = 3; while i <= #a do local o = string.lower(tostring(a[i])); if o == 'nomkstream' then i = i + 1 elseif o == 'maxlen' or o == 'minid' then i = i + 1; if a[i] == '=' or a[i] == '~' then i = i + 1 end; i = i + 1 elseif o == 'limit' then i = i + 2 else break end end; if a[i] == '*' then a[i] = string.format('%.0f', __T) .. '-*' end;`,
-	`end; return a end;`,
-	`local __random = {spop = true, srandmember = true, randomkey = true, hrandfield = true, zrandmember = true, scan = true, sscan = true, hscan = true, zscan = true, select = true, swapdb = true, move = true};`,
-	`local __unordered = {smembers = true, sinter = true, sunion = true, sdiff = true, keys = true, hkeys = true, hvals = true};`,
-	`local __ttlcmd = {expire = 2, pexpire = 2, expireat = 2, pexpireat = 2, set = 2, setex = 2, psetex = 2, getex = 2, restore = 2, rename = 3, renamenx = 3, copy = 3};`,
-	`local function __setsttl(c, a) if c == 'set' or c == 'getex' then for i = 3, #a do local o = string.lower(tostring(a[i])); if o == 'ex' or o == 'px' or o == 'exat' or o == 'pxat' then return true end end; return false end; if c == 'restore' then return tostring(a[3]) ~= '0' end; return true end;`,
-	`local __decl = nil; local function __declared(k) if not __decl then __decl = {}; for _, x in ipairs(__keys or {}) do __decl[x] = true end end; return __decl[k] end;`,
-	`local function __pairsort(t) local p = {}; for i = 1, #t, 2 do p[#p + 1] = {t[i], t[i + 1]} end; table.sort(p, function(x, y) return x[1] < y[1] end); local o = {}; for _, x in ipairs(p) do o[#o + 1] = x[1]; o[#o + 1] = x[2] end; return o end;`,
-	`local function __ttl(c, k) local at = __r.call('PEXPIRETIME', k); if at < 0 then return at end; local ms = at - __D; if ms <= __T and (c == 'ttl' or c == 'pttl') then return -2 end;`,
-	`if c == 'ttl' then return math.floor((ms - __T + 500) / 1000) elseif c == 'pttl' then return ms - __T elseif c == 'expiretime' then return math.floor((ms + 500) / 1000) end; return ms end;`,
-	`local function __call(f, ...) if __T == nil then return f(...) end; local a = {...}; local c = string.lower(tostring(a[1]));`,
-	`if c == 'time' then return {tostring(math.floor(__T / 1000)), tostring((__T % 1000) * 1000)} end;`,
-	`local function __refuse(msg) local e = {err = msg}; if f == __r.pcall then return e end; error(e) end;`,
-	`if not __ro then`,
-	`if __random[c] then return __refuse('ERR ' .. string.upper(c) .. ' is not allowed in scripts that may write on redraft: its effect would differ between replicas or escape deadline tracking') end;`,
-	`local n = __ttlcmd[c]; if n and __setsttl(c, a) then for i = 2, n do if a[i] ~= nil and not __declared(a[i]) then return __refuse('ERR ' .. string.upper(c) .. ' in a script that may write must name only keys declared in KEYS on redraft (deadlines are tracked per declared key)') end end; if c == 'copy' then for i = 4, #a do if string.lower(tostring(a[i])) == 'db' then return __refuse('ERR COPY ... DB is not allowed in scripts that may write on redraft') end end end end;`,
-	`end;`,
-	`if __unordered[c] and not __ro then local r = f(unpack(__fix(a))); if type(r) == 'table' and r.err == nil then table.sort(r) end; return r end;`,
-	`if c == 'hgetall' and not __ro then local r = f(unpack(__fix(a))); if type(r) == 'table' and r.err == nil then r = __pairsort(r) end; return r end;`,
-	`if (c == 'ttl' or c == 'pttl' or c == 'expiretime' or c == 'pexpiretime') and #a == 2 then return __ttl(c, a[2]) end;`,
-	`return f(unpack(__fix(a))) end;`,
-}
-
-// scriptWithPrelude inserts the prelude, after a shebang line if present.
-func scriptWithPrelude(body string) string {
-	if strings.HasPrefix(body, "#!") {
-		if i := strings.IndexByte(body, '\n'); i >= 0 {
-			return body[:i+1] + scriptPrelude + " " + body[i+1:]
-		}
-		return body + "\n" + scriptPrelude
-	}
-	return scriptPrelude + " " + body
-}
-
-// userSHAInErrors makes a script's error replies name the SHA of the
-// client's script rather than that of the script with the prelude.
-func userSHAInErrors(body string) func([]byte) []byte {
-	wrapped, user := []byte(scriptSHA(scriptWithPrelude(body))), []byte(scriptSHA(body))
-	return func(raw []byte) []byte {
-		if !replyIsError(raw) || !bytes.Contains(raw, wrapped) {
-			return raw
-		}
-		return bytes.ReplaceAll(raw, wrapped, user)
-	}
-}
-
-// scriptSHA is the SHA1 a client expects for body.
-func scriptSHA(body string) string {
-	sum := sha1.Sum([]byte(body))
-	return hex.EncodeToString(sum[:])
+	st.readBack = keysOf(command.NumKeysAt(args, 2))
 }
 
 // absoluteDeadline converts the EXPIRE family's argument to an unshifted
@@ -448,16 +357,6 @@ func absoluteDeadline(name string, args [][]byte, t int64) (int64, bool) {
 		n += t
 	}
 	return n, true
-}
-
-// shifted renders a deadline as stored in the child (deadline + D). A
-// deadline so far away that the shift would overflow is clamped to the
-// largest one; both are beyond any real time.
-func shifted(at int64) string {
-	if at > math.MaxInt64-deadlineShift {
-		return strconv.FormatInt(math.MaxInt64, 10)
-	}
-	return strconv.FormatInt(at+deadlineShift, 10)
 }
 
 // replaceArgs copies args with args[i] = a and, when j >= 0, args[j] = b.
@@ -495,22 +394,22 @@ func xaddIDPos(args [][]byte) int {
 
 // planRead rewrites a read that runs a script or function so that it gets
 // the prelude and the time now (TTL reads inside it answer as Redis would).
-func planRead(info *commandInfo, args [][]byte, now int64, scripts scriptSource) readStep {
-	switch info.name {
+func planRead(info *command.Info, args [][]byte, now int64, scripts scriptSource) redisconn.Step {
+	switch info.Name {
 	case "eval_ro", "evalsha_ro":
 		body := string(args[1])
-		if info.name == "evalsha_ro" {
+		if info.Name == "evalsha_ro" {
 			b, ok := scripts(strings.ToLower(body))
 			if !ok {
-				return readStep{reply: respError("NOSCRIPT No matching script. Please use EVAL.")}
+				return redisconn.Step{Reply: resp.Error("NOSCRIPT No matching script. Please use EVAL.")}
 			}
 			body = b
 		}
 		out := evalArgs(body, args[2:], -now) // negative: read-only context
 		out[0] = []byte("EVAL_RO")
-		return readStep{args: out, mapReply: userSHAInErrors(body)}
+		return redisconn.Step{Args: out, MapReply: userSHAInErrors(body)}
 	case "fcall_ro":
-		return readStep{args: append(append([][]byte(nil), args...), functionTimeArg(-now))}
+		return redisconn.Step{Args: append(append([][]byte(nil), args...), functionTimeArg(-now))}
 	}
-	return readStep{args: args}
+	return redisconn.Step{Args: args}
 }

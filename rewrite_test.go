@@ -6,7 +6,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/redraft/redraft/internal/command/commandtest"
+	"github.com/redraft/redraft/internal/resp"
 )
+
+// strs renders arguments as strings for comparisons.
+func strs(b [][]byte) []string { return commandtest.Strs(b) }
 
 // testT is the leader time used by the rewrite tests.
 const testT int64 = 1_700_000_000_000
@@ -17,8 +23,8 @@ func (noScripts) get(string) (string, bool) { return "", false }
 
 func planArgs(tb testing.TB, db int, args ...string) applyStep {
 	tb.Helper()
-	tbl := newTestTable(tb)
-	return planCommand(tbl, &command{DB: db, Args: argv(args...)}, testT, 7, noScripts{}.get)
+	tbl := newTestTable(tb).meta
+	return planCommand(tbl, &entryCmd{DB: db, Args: argv(args...)}, testT, 7, noScripts{}.get)
 }
 
 func keys(db int, names ...string) []dbKey {
@@ -95,8 +101,8 @@ func TestPlanExpireFamily(t *testing.T) {
 
 // The rewritten deadline depends only on T and the arguments.
 func TestPlanExpireUsesOnlyT(t *testing.T) {
-	tbl := newTestTable(t)
-	c := &command{Args: argv("EXPIRE", "k", "60")}
+	tbl := newTestTable(t).meta
+	c := &entryCmd{Args: argv("EXPIRE", "k", "60")}
 	a := planCommand(tbl, c, 1000, 1, noScripts{}.get)
 	b := planCommand(tbl, c, 1000, 99, noScripts{}.get)
 	d := planCommand(tbl, c, 2000, 1, noScripts{}.get)
@@ -257,8 +263,8 @@ func TestPlanSpop(t *testing.T) {
 		}
 	}
 	// The seed picks the members; it is reduced below 2^31 for Lua.
-	tbl := newTestTable(t)
-	c := &command{Args: argv("SPOP", "s")}
+	tbl := newTestTable(t).meta
+	c := &entryCmd{Args: argv("SPOP", "s")}
 	a := planCommand(tbl, c, testT, 1<<31+5, noScripts{}.get)
 	b := planCommand(tbl, c, testT, 5, noScripts{}.get)
 	d := planCommand(tbl, c, testT, 6, noScripts{}.get)
@@ -291,7 +297,7 @@ func TestPlanEval(t *testing.T) {
 }
 
 func TestPlanEvalsha(t *testing.T) {
-	tbl := newTestTable(t)
+	tbl := newTestTable(t).meta
 	body := "return redis.call('GET', KEYS[1])"
 	sha := scriptSHA(body)
 	var asked []string
@@ -303,7 +309,7 @@ func TestPlanEvalsha(t *testing.T) {
 		return "", false
 	}
 	// Known script, SHA given in upper case.
-	st := planCommand(tbl, &command{Args: argv("EVALSHA", strings.ToUpper(sha), "1", "k", "arg")}, testT, 1, scripts)
+	st := planCommand(tbl, &entryCmd{Args: argv("EVALSHA", strings.ToUpper(sha), "1", "k", "arg")}, testT, 1, scripts)
 	want := []string{"EVAL", scriptWithPrelude(body), "1", "k", "arg", strconv.FormatInt(testT, 10)}
 	if !reflect.DeepEqual(strs(st.args), want) || st.script != body {
 		t.Errorf("EVALSHA known: args %q script %q", strs(st.args), st.script)
@@ -317,7 +323,7 @@ func TestPlanEvalsha(t *testing.T) {
 	// Unknown script: sent unchanged, so the child (which knows only
 	// prelude-wrapped scripts) answers NOSCRIPT, also inside MULTI.
 	unknown := argv("evalsha", "0123456789012345678901234567890123456789", "0")
-	st = planCommand(tbl, &command{Args: unknown}, testT, 1, scripts)
+	st = planCommand(tbl, &entryCmd{Args: unknown}, testT, 1, scripts)
 	if !sameArgs(st.args, unknown) {
 		t.Errorf("unknown sha: args %q", st.args)
 	}
@@ -337,10 +343,10 @@ func TestPlanScriptLoadAndFlush(t *testing.T) {
 	}
 	// The child answers the SHA of the wrapped body; the client must see
 	// the SHA of its own body.
-	if got := string(st.mapReply(respBulk(scriptSHA(scriptWithPrelude(body))))); got != string(respBulk("e0e1f9fabfc9d4800c877a703b823ac0578ff8db")) {
+	if got := string(st.mapReply(resp.Bulk(scriptSHA(scriptWithPrelude(body))))); got != string(resp.Bulk("e0e1f9fabfc9d4800c877a703b823ac0578ff8db")) {
 		t.Errorf("mapped reply = %q", got)
 	}
-	if got := string(st.mapReply(respError("ERR x"))); got != "-ERR x\r\n" {
+	if got := string(st.mapReply(resp.Error("ERR x"))); got != "-ERR x\r\n" {
 		t.Errorf("errors must pass through: %q", got)
 	}
 	st = planArgs(t, 0, "SCRIPT", "FLUSH")
@@ -444,8 +450,8 @@ func TestPlanUnknownAndPlainCommands(t *testing.T) {
 }
 
 func TestPlanTransaction(t *testing.T) {
-	tbl := newTestTable(t)
-	c := &command{DB: 2, Args: argv("EXEC"), Sub: []command{
+	tbl := newTestTable(t).meta
+	c := &entryCmd{DB: 2, Args: argv("EXEC"), Sub: []entryCmd{
 		{DB: 2, Args: argv("SET", "a", "v", "EX", "10")},
 		{DB: 2, Args: argv("EXPIRE", "b", "0")},
 		{DB: 2, Args: argv("SPOP", "s")},
@@ -494,8 +500,8 @@ func TestPlanTransaction(t *testing.T) {
 }
 
 func TestPlanTransactionWithoutExpiry(t *testing.T) {
-	tbl := newTestTable(t)
-	c := &command{Args: argv("EXEC"), Sub: []command{{Args: argv("SET", "a", "1")}, {Args: argv("GET", "a")}}}
+	tbl := newTestTable(t).meta
+	c := &entryCmd{Args: argv("EXEC"), Sub: []entryCmd{{Args: argv("SET", "a", "1")}, {Args: argv("GET", "a")}}}
 	st := planCommand(tbl, c, testT, 1, noScripts{}.get)
 	if st.expireNow || len(st.readBack) != 0 || len(st.sub) != 2 {
 		t.Errorf("plain transaction: %+v", st)
@@ -508,8 +514,8 @@ func TestPlanTransactionWithoutExpiry(t *testing.T) {
 // TTL reads only reach planCommand inside a transaction, where they must be
 // answered from the shifted deadline at T rather than the child's clock.
 func TestPlanTTLInsideTransaction(t *testing.T) {
-	tbl := newTestTable(t)
-	c := &command{Args: argv("EXEC", "watch-7"), Sub: []command{
+	tbl := newTestTable(t).meta
+	c := &entryCmd{Args: argv("EXEC", "watch-7"), Sub: []entryCmd{
 		{Args: argv("TTL", "k")}, {Args: argv("pttl", "k")}, {Args: argv("PEXPIRETIME", "k")},
 	}}
 	st := planCommand(tbl, c, testT, 1, noScripts{}.get)
@@ -518,7 +524,7 @@ func TestPlanTTLInsideTransaction(t *testing.T) {
 	}
 	for i, name := range []string{"ttl", "pttl", "pexpiretime"} {
 		got := strs(st.sub[i].args)
-		want := []string{"EVAL", ttlScript, "1", "k", strconv.FormatInt(testT, 10), name}
+		want := strs(ttlCommand(name, []byte("k"), testT))
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s planned as %q", name, got)
 		}
@@ -526,38 +532,38 @@ func TestPlanTTLInsideTransaction(t *testing.T) {
 	if !strings.Contains(ttlScript, strconv.FormatInt(deadlineShift, 10)) {
 		t.Error("ttlScript does not unshift deadlines")
 	}
-	if st := planCommand(tbl, &command{Args: argv("EXEC"), Sub: []command{{Args: argv("GET", "k")}}}, testT, 1, noScripts{}.get); st.watch != "" {
+	if st := planCommand(tbl, &entryCmd{Args: argv("EXEC"), Sub: []entryCmd{{Args: argv("GET", "k")}}}, testT, 1, noScripts{}.get); st.watch != "" {
 		t.Errorf("watch without an ID = %q", st.watch)
 	}
 }
 
 func TestPlanRead(t *testing.T) {
-	tbl := newTestTable(t)
+	tbl := newTestTable(t).meta
 	body := "return 1"
 	scripts := func(s string) (string, bool) { return body, s == scriptSHA(body) }
 	args := argv("EVAL_RO", body, "1", "k")
-	rs := planRead(tbl.lookup(args), args, 1234, scripts)
+	rs := planRead(tbl.Lookup(args), args, 1234, scripts)
 	// A read-only script gets the time negated: the prelude's read-only flag.
-	if want := []string{"EVAL_RO", scriptWithPrelude(body), "1", "k", "-1234"}; !reflect.DeepEqual(strs(rs.args), want) {
-		t.Errorf("EVAL_RO = %q", strs(rs.args))
+	if want := []string{"EVAL_RO", scriptWithPrelude(body), "1", "k", "-1234"}; !reflect.DeepEqual(strs(rs.Args), want) {
+		t.Errorf("EVAL_RO = %q", strs(rs.Args))
 	}
 	args = argv("EVALSHA_RO", strings.ToUpper(scriptSHA(body)), "0")
-	if rs := planRead(tbl.lookup(args), args, 1234, scripts); len(rs.args) == 0 || string(rs.args[1]) != scriptWithPrelude(body) {
-		t.Errorf("EVALSHA_RO known = %q", strs(rs.args))
+	if rs := planRead(tbl.Lookup(args), args, 1234, scripts); len(rs.Args) == 0 || string(rs.Args[1]) != scriptWithPrelude(body) {
+		t.Errorf("EVALSHA_RO known = %q", strs(rs.Args))
 	}
 	args = argv("EVALSHA_RO", "ffff", "0")
-	if rs := planRead(tbl.lookup(args), args, 1234, scripts); !strings.HasPrefix(string(rs.reply), "-NOSCRIPT") {
-		t.Errorf("EVALSHA_RO unknown reply = %q", rs.reply)
+	if rs := planRead(tbl.Lookup(args), args, 1234, scripts); !strings.HasPrefix(string(rs.Reply), "-NOSCRIPT") {
+		t.Errorf("EVALSHA_RO unknown reply = %q", rs.Reply)
 	}
 	args = argv("GET", "k")
-	if rs := planRead(tbl.lookup(args), args, 1234, scripts); !reflect.DeepEqual(strs(rs.args), []string{"GET", "k"}) {
-		t.Errorf("GET = %q", strs(rs.args))
+	if rs := planRead(tbl.Lookup(args), args, 1234, scripts); !reflect.DeepEqual(strs(rs.Args), []string{"GET", "k"}) {
+		t.Errorf("GET = %q", strs(rs.Args))
 	}
 }
 
 func BenchmarkPlanCommandSet(b *testing.B) {
-	tbl := newTestTable(b)
-	cmds := []command{
+	tbl := newTestTable(b).meta
+	cmds := []entryCmd{
 		{Args: argv("SET", "key:000001", "value")},
 		{Args: argv("SET", "key:000002", "value", "EX", "60")},
 	}

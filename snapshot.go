@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/redraft/redraft/internal/child"
+	"github.com/redraft/redraft/internal/redisconn"
+	"github.com/redraft/redraft/internal/resp"
 )
 
 // Snapshot format (one place): a stream of records after a header.
@@ -42,51 +47,44 @@ const (
 // scanBatch is how many keys are read from the frozen copy per round trip.
 const scanBatch = 1000
 
-// fsmSnapshot is a point-in-time copy of the child, frozen by BGSAVE's fork
-// inside Snapshot(); Persist streams it out while applies go on.
-type fsmSnapshot struct {
-	f       *fsm
-	rdb     string // file the child writes
+// snapshotState is what the FSM hands to a snapshot besides the child's
+// data, captured while applies are paused.
+type snapshotState struct {
 	applied uint64
 	lastT   int64
 	scripts []string
-	config  [][2]string // replicated CONFIG parameters at the snapshot's index
 	watches []watchRecord
 }
 
-// startSnapshot runs BGSAVE on the apply connection: the fork is the point
+// fsmSnapshot is a point-in-time copy of the child, frozen by BGSAVE's fork
+// inside Snapshot(); Persist streams it out while applies go on.
+type fsmSnapshot struct {
+	snapshotState
+	child  *child.Process
+	log    *slog.Logger
+	rdb    string      // file the child writes
+	config [][2]string // replicated CONFIG parameters at the snapshot's index
+}
+
+// beginSnapshot runs BGSAVE on the apply connection: the fork is the point
 // in time, and applies resume as soon as it returns.
-func (f *fsm) startSnapshot() (*fsmSnapshot, error) {
-	raw, err := f.conn.do("BGSAVE")
+func beginSnapshot(conn *redisconn.Conn, c *child.Process, log *slog.Logger, st snapshotState) (*fsmSnapshot, error) {
+	raw, err := conn.Do("BGSAVE")
 	if err != nil {
 		return nil, err
 	}
-	if replyIsError(raw) {
-		s, _ := replyString(raw)
+	if resp.IsError(raw) {
+		s, _ := resp.Text(raw)
 		return nil, fmt.Errorf("BGSAVE: %s", s)
 	}
-	config, err := f.replicatedConfig()
+	config, err := replicatedConfigValues(conn)
 	if err != nil {
 		return nil, err
 	}
-	watches, err := f.snapshotWatches()
-	if err != nil {
-		return nil, err
-	}
-	s := &fsmSnapshot{
-		config:  config,
-		watches: watches,
-		f:       f,
-		rdb:     filepath.Join(f.child.dir, "snapshot.rdb"),
-		applied: f.applied.Load(),
-		lastT:   f.lastT.Load(),
-	}
-	f.scriptsMu.RLock()
-	for _, body := range f.scripts {
-		s.scripts = append(s.scripts, body)
-	}
-	f.scriptsMu.RUnlock()
-	return s, nil
+	return &fsmSnapshot{
+		snapshotState: st, child: c, log: log, config: config,
+		rdb: filepath.Join(c.Dir(), "snapshot.rdb"),
+	}, nil
 }
 
 // Persist waits for the fork to finish writing, then loads the file into a
@@ -103,20 +101,20 @@ func (s *fsmSnapshot) persist(sink raft.SnapshotSink) error {
 	if err := s.waitBGSave(); err != nil {
 		return err
 	}
-	frozen := filepath.Join(s.f.child.dir, fmt.Sprintf("frozen-%d.rdb", s.applied))
+	frozen := filepath.Join(s.child.Dir(), fmt.Sprintf("frozen-%d.rdb", s.applied))
 	if err := os.Rename(s.rdb, frozen); err != nil {
 		return fmt.Errorf("move RDB: %w", err)
 	}
 	defer os.Remove(frozen)
-	tmpDir := filepath.Join(s.f.child.dir, "frozen")
-	copyProc, err := startChild(s.f.child.path, tmpDir, socketPath(tmpDir),
-		childArgs(socketPath(tmpDir), s.f.child.dir, "--dbfilename", filepath.Base(frozen)),
-		s.f.log.With("src", "snapshot"))
+	tmpDir := filepath.Join(s.child.Dir(), "frozen")
+	copyProc, err := child.Start(s.child.Path(), tmpDir, child.SocketPath(tmpDir),
+		child.Args(child.SocketPath(tmpDir), s.child.Dir(), "--dbfilename", filepath.Base(frozen)),
+		s.log.With("src", "snapshot"))
 	if err != nil {
 		return fmt.Errorf("start throwaway redis-server: %w", err)
 	}
-	defer copyProc.kill()
-	conn, err := dialChild(copyProc.sock)
+	defer copyProc.Kill()
+	conn, err := copyProc.Dial()
 	if err != nil {
 		return err
 	}
@@ -134,7 +132,7 @@ func (s *fsmSnapshot) persist(sink raft.SnapshotSink) error {
 		w.WriteByte(recWatch)
 		writeBytes(w, []byte(r.id))
 		writeUvarint(w, uint64(r.createdT))
-		w.WriteByte(byte(boolInt(r.dirty)))
+		writeBool(w, r.dirty)
 		writeUvarint(w, uint64(len(r.keys)))
 		for _, k := range r.keys {
 			writeUvarint(w, uint64(k.DB))
@@ -149,17 +147,17 @@ func (s *fsmSnapshot) persist(sink raft.SnapshotSink) error {
 
 // waitBGSave polls the child until its background save has finished.
 func (s *fsmSnapshot) waitBGSave() error {
-	c, err := dialChild(s.f.child.sock)
+	c, err := s.child.Dial()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	for {
-		raw, err := c.do("INFO", "persistence")
+		raw, err := c.Do("INFO", "persistence")
 		if err != nil {
 			return err
 		}
-		info, _ := replyString(raw)
+		info, _ := resp.Text(raw)
 		if strings.Contains(info, "rdb_bgsave_in_progress:0") {
 			if !strings.Contains(info, "rdb_last_bgsave_status:ok") {
 				return errors.New("redis-server's background save failed (see its log)")
@@ -175,16 +173,16 @@ func (s *fsmSnapshot) Release() {}
 
 // writeSnapshot streams scripts, functions and every key of the server
 // behind conn, after the header.
-func writeSnapshot(w *bufio.Writer, conn *respConn, applied uint64, lastT int64, scripts []string) error {
+func writeSnapshot(w *bufio.Writer, conn *redisconn.Conn, applied uint64, lastT int64, scripts []string) error {
 	for _, body := range scripts {
 		w.WriteByte(recScript)
 		writeBytes(w, []byte(body))
 	}
-	raw, err := conn.do("FUNCTION", "DUMP")
+	raw, err := conn.Do("FUNCTION", "DUMP")
 	if err != nil {
 		return err
 	}
-	if payload, ok := replyString(raw); ok && !replyIsError(raw) && payload != "" {
+	if payload, ok := resp.Text(raw); ok && !resp.IsError(raw) && payload != "" {
 		w.WriteByte(recFunctions)
 		writeBytes(w, []byte(payload))
 	}
@@ -197,47 +195,47 @@ func writeSnapshot(w *bufio.Writer, conn *respConn, applied uint64, lastT int64,
 }
 
 // writeDB streams one database with SCAN, DUMP and PEXPIRETIME.
-func writeDB(w *bufio.Writer, conn *respConn, db int) error {
-	if err := conn.selectNow(db); err != nil {
+func writeDB(w *bufio.Writer, conn *redisconn.Conn, db int) error {
+	if err := conn.SelectNow(db); err != nil {
 		return err
 	}
 	cursor := "0"
 	for {
-		raw, err := conn.do("SCAN", cursor, "COUNT", strconv.Itoa(scanBatch))
+		raw, err := conn.Do("SCAN", cursor, "COUNT", strconv.Itoa(scanBatch))
 		if err != nil {
 			return err
 		}
-		v, err := parseReply(raw)
+		v, err := resp.Parse(raw)
 		parts, ok := v.([]any)
 		if err != nil || !ok || len(parts) != 2 {
 			return fmt.Errorf("unexpected SCAN reply")
 		}
-		cursor = asString(parts[0])
+		cursor = resp.AsString(parts[0])
 		keys, _ := parts[1].([]any)
 		for _, k := range keys {
-			conn.sendStrings("DUMP", asString(k))
-			conn.sendStrings("PEXPIRETIME", asString(k))
+			conn.SendStrings("DUMP", resp.AsString(k))
+			conn.SendStrings("PEXPIRETIME", resp.AsString(k))
 		}
-		if err := conn.flush(); err != nil {
+		if err := conn.Flush(); err != nil {
 			return err
 		}
 		for _, k := range keys {
-			dump, err := conn.readReply()
+			dump, err := conn.ReadReply()
 			if err != nil {
 				return err
 			}
-			ttl, err := conn.readReply()
+			ttl, err := conn.ReadReply()
 			if err != nil {
 				return err
 			}
-			payload, ok := replyString(dump)
-			if !ok || replyIsError(dump) {
+			payload, ok := resp.Text(dump)
+			if !ok || resp.IsError(dump) {
 				continue // the key is gone (cannot happen in a frozen copy)
 			}
-			at, _ := replyInt(ttl)
+			at, _ := resp.Int(ttl)
 			w.WriteByte(recKey)
 			writeUvarint(w, uint64(db))
-			writeBytes(w, []byte(asString(k)))
+			writeBytes(w, []byte(resp.AsString(k)))
 			writeBytes(w, []byte(payload))
 			writeVarint(w, unshift(at))
 		}
@@ -247,94 +245,82 @@ func writeDB(w *bufio.Writer, conn *respConn, db int) error {
 	}
 }
 
-// restoreSnapshot empties the child and loads a snapshot stream into it,
-// rebuilding the expiry index and the script cache. It returns the applied
-// index recorded in the snapshot.
-func (f *fsm) restoreSnapshot(r io.Reader) (uint64, error) {
+// restoredState is what a snapshot holds besides the keys, which
+// loadSnapshot restores into the child directly.
+type restoredState struct {
+	applied uint64
+	lastT   int64
+	scripts []string
+	watches []watchRecord
+}
+
+// loadSnapshot empties the child behind conn and loads a snapshot stream
+// into it, recording every key's deadline in idx.
+func loadSnapshot(r io.Reader, conn *redisconn.Conn, idx *expiryIndex) (restoredState, error) {
+	var st restoredState
 	br := bufio.NewReaderSize(r, 256<<10)
 	magic := make([]byte, len(snapshotMagic))
 	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
-		return 0, errors.New("not a redraft snapshot")
+		return st, errors.New("not a redraft snapshot")
 	}
 	applied, err1 := binary.ReadUvarint(br)
 	lastT, err2 := binary.ReadUvarint(br)
 	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("snapshot header: %w", err)
+		return st, fmt.Errorf("snapshot header: %w", err)
 	}
+	st.applied, st.lastT = applied, int64(lastT)
 	for _, cmd := range [][]string{{"FLUSHALL", "SYNC"}, {"SCRIPT", "FLUSH"}, {"FUNCTION", "FLUSH", "SYNC"}} {
-		if raw, err := f.conn.do(cmd...); err != nil || replyIsError(raw) {
-			return 0, fmt.Errorf("%s: %q %v", strings.Join(cmd, " "), raw, err)
+		if raw, err := conn.Do(cmd...); err != nil || resp.IsError(raw) {
+			return st, fmt.Errorf("%s: %q %v", strings.Join(cmd, " "), raw, err)
 		}
 	}
-	f.index.clear(-1)
-	f.forgetScripts()
-	f.closeWatches()
-	p := newPipeline(f)
-	pending := 0
-	var watches []watchRecord
+	b := &restoreBatch{conn: conn}
 	for {
 		kind, err := br.ReadByte()
 		if err != nil {
-			return 0, fmt.Errorf("snapshot record: %w", err)
+			return st, fmt.Errorf("snapshot record: %w", err)
 		}
 		switch kind {
 		case recEnd:
-			if err := p.run(); err != nil {
-				return 0, err
-			}
-			for _, r := range watches {
-				if err := f.restoreWatch(r); err != nil {
-					return 0, err
-				}
-			}
-			if err := f.loadNotifyFlags(); err != nil {
-				return 0, err
-			}
-			f.lastT.Store(int64(lastT))
-			return applied, nil
+			return st, b.flush()
 		case recScript:
 			body, err := readBytes(br)
 			if err != nil {
-				return 0, err
+				return st, err
 			}
-			f.rememberScript(string(body))
+			st.scripts = append(st.scripts, string(body))
 		case recWatch:
 			r, err := readWatchRecord(br)
 			if err != nil {
-				return 0, err
+				return st, err
 			}
-			watches = append(watches, r)
+			st.watches = append(st.watches, r)
 		case recConfig:
 			name, err1 := readBytes(br)
 			value, err2 := readBytes(br)
 			if err := errors.Join(err1, err2); err != nil {
-				return 0, err
+				return st, err
 			}
-			p.send(0, [][]byte{[]byte("CONFIG"), []byte("SET"), name, value}, checkOK(f))
+			err = b.add(0, [][]byte{[]byte("CONFIG"), []byte("SET"), name, value})
 		case recFunctions:
 			payload, err := readBytes(br)
 			if err != nil {
-				return 0, err
+				return st, err
 			}
-			p.send(0, [][]byte{[]byte("FUNCTION"), []byte("RESTORE"), payload, []byte("REPLACE")}, checkOK(f))
+			err = b.add(0, [][]byte{[]byte("FUNCTION"), []byte("RESTORE"), payload, []byte("REPLACE")})
 		case recKey:
-			if err := f.restoreKey(br, p); err != nil {
-				return 0, err
-			}
-			if pending++; pending >= scanBatch {
-				if err := p.run(); err != nil {
-					return 0, err
-				}
-				pending = 0
-			}
+			err = restoreKey(br, b, idx)
 		default:
-			return 0, fmt.Errorf("unknown snapshot record kind %d", kind)
+			return st, fmt.Errorf("unknown snapshot record kind %d", kind)
+		}
+		if err != nil {
+			return st, err
 		}
 	}
 }
 
 // restoreKey reads one key record and queues its RESTORE.
-func (f *fsm) restoreKey(br *bufio.Reader, p *pipeline) error {
+func restoreKey(br *bufio.Reader, b *restoreBatch, idx *expiryIndex) error {
 	db, err := binary.ReadUvarint(br)
 	if err != nil {
 		return err
@@ -351,24 +337,59 @@ func (f *fsm) restoreKey(br *bufio.Reader, p *pipeline) error {
 	if err != nil {
 		return err
 	}
+	if db >= 16 {
+		return fmt.Errorf("snapshot key in database %d", db)
+	}
 	ttl := "0"
 	args := [][]byte{[]byte("RESTORE"), key, nil, payload, []byte("REPLACE")}
 	if at >= 0 {
 		ttl = strconv.FormatInt(at+deadlineShift, 10)
 		args = append(args, []byte("ABSTTL"))
-		f.index.set(dbKey{int(db), string(key)}, at)
+		idx.set(dbKey{int(db), string(key)}, at)
 	}
 	args[2] = []byte(ttl)
-	p.send(int(db), args, checkOK(f))
+	return b.add(int(db), args)
+}
+
+// restoreBatch pipelines restore commands, scanBatch at a time, and fails
+// on the first error reply.
+type restoreBatch struct {
+	conn    *redisconn.Conn
+	pending int
+}
+
+func (b *restoreBatch) add(db int, args [][]byte) error {
+	if b.conn.SelectDB(db) {
+		b.pending++
+	}
+	b.conn.Send(args)
+	if b.pending++; b.pending >= scanBatch {
+		return b.flush()
+	}
 	return nil
 }
 
-// checkOK is a reply handler that stops the node on an error reply.
-func checkOK(f *fsm) func([]byte) {
-	return func(raw []byte) {
-		if replyIsError(raw) {
-			f.fatal(fmt.Errorf("restore: redis-server answered %q", raw))
+func (b *restoreBatch) flush() error {
+	if err := b.conn.Flush(); err != nil {
+		return err
+	}
+	for ; b.pending > 0; b.pending-- {
+		raw, err := b.conn.ReadReply()
+		if err != nil {
+			return err
 		}
+		if resp.IsError(raw) {
+			return fmt.Errorf("restore: redis-server answered %q", raw)
+		}
+	}
+	return nil
+}
+
+func writeBool(w *bufio.Writer, b bool) {
+	if b {
+		w.WriteByte(1)
+	} else {
+		w.WriteByte(0)
 	}
 }
 
@@ -404,22 +425,22 @@ func readBytes(br *bufio.Reader) ([]byte, error) {
 	return b, err
 }
 
-// replicatedConfig reads the current values of the replicated CONFIG
+// replicatedConfigValues reads the current values of the replicated CONFIG
 // parameters from the child.
-func (f *fsm) replicatedConfig() ([][2]string, error) {
+func replicatedConfigValues(conn *redisconn.Conn) ([][2]string, error) {
 	args := append([]string{"CONFIG", "GET"}, replicatedConfig...)
-	raw, err := f.conn.do(args...)
+	raw, err := conn.Do(args...)
 	if err != nil {
 		return nil, err
 	}
-	v, err := parseReply(raw)
+	v, err := resp.Parse(raw)
 	items, ok := v.([]any)
 	if err != nil || !ok {
 		return nil, fmt.Errorf("CONFIG GET: unexpected reply %q", raw)
 	}
 	out := make([][2]string, 0, len(items)/2)
 	for i := 0; i+1 < len(items); i += 2 {
-		out = append(out, [2]string{asString(items[i]), asString(items[i+1])})
+		out = append(out, [2]string{resp.AsString(items[i]), resp.AsString(items[i+1])})
 	}
 	return out, nil
 }

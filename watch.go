@@ -3,6 +3,9 @@ package main
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/redraft/redraft/internal/redisconn"
+	"github.com/redraft/redraft/internal/resp"
 )
 
 // WATCH is decided by the children themselves, so it has Redis's exact
@@ -10,11 +13,11 @@ import (
 // watched key) and the same outcome on every node: WATCH travels through the
 // log, and every node opens a side connection to its child for that watch,
 // issues WATCH on it at the watch's position in the log, and later runs the
-// transaction on it. Applies are synchronised around these steps so that the
+// transaction on it. The pipeline applies these at sync points so that the
 // side connection sees exactly the commands before it in the log.
 
 // Internal command names; clients cannot send them (they are not in the
-// child's command table, so the proxy refuses them as unknown).
+// child's command table, so the front end refuses them as unknown).
 const (
 	cmdWatch   = "_redraft_watch"   // id key...
 	cmdUnwatch = "_redraft_unwatch" // id
@@ -23,160 +26,152 @@ const (
 // watchMaxAge drops watches whose client vanished, measured in log time.
 const watchMaxAge = int64(3600 * 1000)
 
-// watchEntry is one client's WATCH as held on every node.
-type watchEntry struct {
-	conn     *respConn
-	keys     []dbKey
-	dirty    bool // known modified before a snapshot was restored
-	createdT int64
-}
-
 // isWatchCommand reports whether c is an internal watch command.
-func isWatchCommand(c *command) bool {
-	if len(c.Args) == 0 || len(c.Sub) > 0 {
+func isWatchCommand(c *entryCmd) bool {
+	if len(c.Args) < 2 || len(c.Sub) > 0 {
 		return false
 	}
 	n := string(c.Args[0])
 	return n == cmdWatch || n == cmdUnwatch
 }
 
-// addWatchCommand applies an internal WATCH or UNWATCH.
-func (p *pipeline) addWatchCommand(c *command, t int64, out *[]byte) {
-	if err := p.run(); err != nil {
-		p.f.fatal(err)
-	}
-	id := string(c.Args[1])
-	if string(c.Args[0]) == cmdUnwatch {
-		p.f.dropWatch(id)
-		*out = respOK
-		return
-	}
-	p.f.expireWatches(t)
-	w := p.f.watches[id]
-	if w == nil {
-		conn, err := dialChild(p.f.child.sock)
-		if err != nil {
-			p.f.fatal(err)
-		}
-		w = &watchEntry{conn: conn, createdT: t}
-		p.f.watches[id] = w
-	}
-	keys := make([]dbKey, 0, len(c.Args)-2)
-	for _, k := range c.Args[2:] {
-		keys = append(keys, dbKey{c.DB, string(k)})
-	}
-	if err := w.watch(keys); err != nil {
-		p.f.fatal(err)
-	}
-	w.keys = append(w.keys, keys...)
-	*out = respOK
+// watchID names a client's watch uniquely across the cluster and across
+// restarts of its node (epoch is the front end's start time).
+func watchID(node string, epoch, client int64) string {
+	return node + "/" + strconv.FormatInt(epoch, 36) + "/" + strconv.FormatInt(client, 10)
+}
+
+// watchEntry is one client's WATCH as held on every node.
+type watchEntry struct {
+	conn     *redisconn.Conn
+	keys     []dbKey
+	dirty    bool // known modified before a snapshot was restored
+	createdT int64
 }
 
 // watch issues WATCH for keys on the side connection.
 func (w *watchEntry) watch(keys []dbKey) error {
 	for _, k := range keys {
-		if err := w.conn.selectNow(k.DB); err != nil {
+		if err := w.conn.SelectNow(k.DB); err != nil {
 			return err
 		}
-		raw, err := w.conn.do("WATCH", k.Key)
+		raw, err := w.conn.Do("WATCH", k.Key)
 		if err != nil {
 			return err
 		}
-		if replyIsError(raw) {
+		if resp.IsError(raw) {
 			return fmt.Errorf("WATCH: %q", raw)
 		}
 	}
 	return nil
 }
 
-// addWatchedTransaction runs a transaction on its watch's side connection;
-// EXEC answers nil when a watched key changed (or the watch is unknown).
-func (p *pipeline) addWatchedTransaction(st *applyStep, id string, out *[]byte) {
-	if err := p.run(); err != nil {
-		p.f.fatal(err)
-	}
-	w := p.f.watches[id]
-	delete(p.f.watches, id)
-	if w == nil || w.dirty {
-		if w != nil {
-			w.conn.Close()
-		}
-		*out = []byte("*-1\r\n")
-		return
-	}
-	defer w.conn.Close()
-	p.rememberScripts(st.sub)
+// exec runs a planned transaction on the side connection and returns EXEC's
+// raw reply (nil when a watched key changed).
+func (w *watchEntry) exec(st *applyStep) ([]byte, error) {
 	c := w.conn
 	n := 0
-	if c.selectDB(st.db) {
+	if c.SelectDB(st.db) {
 		n++
 	}
-	c.send(st.args)
+	c.Send(st.args)
 	n++
 	for _, sub := range st.sub {
-		c.send(sub.args)
+		c.Send(sub.args)
 		n++
 	}
-	c.send([][]byte{[]byte("EXEC")})
-	if err := c.flush(); err != nil {
-		p.f.fatal(err)
+	c.Send([][]byte{[]byte("EXEC")})
+	if err := c.Flush(); err != nil {
+		return nil, err
 	}
 	for i := 0; i < n; i++ {
-		if _, err := c.readReply(); err != nil {
-			p.f.fatal(err)
+		if _, err := c.ReadReply(); err != nil {
+			return nil, err
 		}
 	}
-	raw, err := c.readReply()
+	return c.ReadReply()
+}
+
+// stillClean checks with an empty MULTI/EXEC whether a watched key has
+// changed, then watches the keys again (EXEC ends a WATCH).
+func (w *watchEntry) stillClean() (bool, error) {
+	w.conn.SendStrings("MULTI")
+	w.conn.SendStrings("EXEC")
+	if err := w.conn.Flush(); err != nil {
+		return false, err
+	}
+	if _, err := w.conn.ReadReply(); err != nil {
+		return false, err
+	}
+	raw, err := w.conn.ReadReply()
 	if err != nil {
-		p.f.fatal(err)
+		return false, err
 	}
-	*out = p.finishExec(st, raw)
-	p.afterTransaction(st)
+	if resp.IsNil(raw) {
+		return false, nil
+	}
+	return true, w.watch(w.keys)
 }
 
-// dropWatch forgets a watch and closes its side connection.
-func (f *fsm) dropWatch(id string) {
-	if w := f.watches[id]; w != nil {
+// watchSet holds every open WATCH, by watch ID. It is used only by the
+// apply path, under the FSM's lock.
+type watchSet struct {
+	dial func() (*redisconn.Conn, error)
+	byID map[string]*watchEntry
+}
+
+func newWatchSet(dial func() (*redisconn.Conn, error)) *watchSet {
+	return &watchSet{dial: dial, byID: make(map[string]*watchEntry)}
+}
+
+// add watches keys for id at log time t, opening its side connection on
+// first use; watches older than watchMaxAge are dropped first.
+func (s *watchSet) add(id string, keys []dbKey, t int64) error {
+	s.expire(t)
+	w := s.byID[id]
+	if w == nil {
+		conn, err := s.dial()
+		if err != nil {
+			return err
+		}
+		w = &watchEntry{conn: conn, createdT: t}
+		s.byID[id] = w
+	}
+	if err := w.watch(keys); err != nil {
+		return err
+	}
+	w.keys = append(w.keys, keys...)
+	return nil
+}
+
+// take removes and returns id's watch (nil if unknown); the caller closes it.
+func (s *watchSet) take(id string) *watchEntry {
+	w := s.byID[id]
+	delete(s.byID, id)
+	return w
+}
+
+// drop forgets a watch and closes its side connection.
+func (s *watchSet) drop(id string) {
+	if w := s.take(id); w != nil {
 		w.conn.Close()
-		delete(f.watches, id)
 	}
 }
 
-// expireWatches drops watches older than watchMaxAge at log time t.
-func (f *fsm) expireWatches(t int64) {
-	for id, w := range f.watches {
+// expire drops watches older than watchMaxAge at log time t.
+func (s *watchSet) expire(t int64) {
+	for id, w := range s.byID {
 		if t-w.createdT > watchMaxAge {
-			f.dropWatch(id)
+			s.drop(id)
 		}
 	}
 }
 
-// snapshotWatches records every watch, with whether it is already dirty:
-// MULTI/EXEC on the side connection tells, and WATCH is then re-issued.
-func (f *fsm) snapshotWatches() ([]watchRecord, error) {
-	var out []watchRecord
-	for id, w := range f.watches {
-		if !w.dirty {
-			w.conn.sendStrings("MULTI")
-			w.conn.sendStrings("EXEC")
-			if err := w.conn.flush(); err != nil {
-				return nil, err
-			}
-			if _, err := w.conn.readReply(); err != nil {
-				return nil, err
-			}
-			raw, err := w.conn.readReply()
-			if err != nil {
-				return nil, err
-			}
-			w.dirty = string(raw) == "*-1\r\n"
-			if err := w.watch(w.keys); err != nil {
-				return nil, err
-			}
-		}
-		out = append(out, watchRecord{id: id, createdT: w.createdT, dirty: w.dirty, keys: w.keys})
+// closeAll drops every watch (before a restore).
+func (s *watchSet) closeAll() {
+	for id := range s.byID {
+		s.drop(id)
 	}
-	return out, nil
 }
 
 // watchRecord is a watch as stored in a snapshot.
@@ -187,9 +182,26 @@ type watchRecord struct {
 	keys     []dbKey
 }
 
-// restoreWatch re-creates a watch from a snapshot.
-func (f *fsm) restoreWatch(r watchRecord) error {
-	conn, err := dialChild(f.child.sock)
+// records describes every watch for a snapshot, with whether it is
+// already dirty.
+func (s *watchSet) records() ([]watchRecord, error) {
+	var out []watchRecord
+	for id, w := range s.byID {
+		if !w.dirty {
+			clean, err := w.stillClean()
+			if err != nil {
+				return nil, err
+			}
+			w.dirty = !clean
+		}
+		out = append(out, watchRecord{id: id, createdT: w.createdT, dirty: w.dirty, keys: w.keys})
+	}
+	return out, nil
+}
+
+// restore re-creates a watch from a snapshot record.
+func (s *watchSet) restore(r watchRecord) error {
+	conn, err := s.dial()
 	if err != nil {
 		return err
 	}
@@ -198,19 +210,6 @@ func (f *fsm) restoreWatch(r watchRecord) error {
 		conn.Close()
 		return err
 	}
-	f.watches[r.id] = w
+	s.byID[r.id] = w
 	return nil
-}
-
-// closeWatches drops every watch (before a restore).
-func (f *fsm) closeWatches() {
-	for id := range f.watches {
-		f.dropWatch(id)
-	}
-}
-
-// watchID names a client's watch uniquely across the cluster and across
-// restarts of its node (epoch is the proxy's start time).
-func watchID(node string, epoch, client int64) string {
-	return node + "/" + strconv.FormatInt(epoch, 36) + "/" + strconv.FormatInt(client, 10)
 }

@@ -1,4 +1,7 @@
-package main
+// Package child starts and supervises the child redis-server: it listens
+// only on a unix socket, keeps no data files of its own, never evicts, and
+// dies with its parent.
+package child
 
 import (
 	"bufio"
@@ -16,10 +19,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/redraft/redraft/internal/logging"
+	"github.com/redraft/redraft/internal/redisconn"
 )
 
-// childProcess is a supervised redis-server listening only on a unix socket.
-type childProcess struct {
+// Process is a supervised redis-server listening only on a unix socket.
+type Process struct {
 	cmd    *exec.Cmd
 	path   string // the redis-server executable
 	sock   string
@@ -28,9 +34,36 @@ type childProcess struct {
 	err    error         // exit status, valid after exited is closed
 }
 
-// findRedisServer resolves the redis-server executable: an explicit path,
+// Sock is the child's unix socket.
+func (c *Process) Sock() string { return c.sock }
+
+// Dir is the child's working directory.
+func (c *Process) Dir() string { return c.dir }
+
+// Path is the redis-server executable.
+func (c *Process) Path() string { return c.path }
+
+// Exited is closed once the process has exited.
+func (c *Process) Exited() <-chan struct{} { return c.exited }
+
+// Err is the exit status; valid once Exited is closed.
+func (c *Process) Err() error { return c.err }
+
+// Dial opens a new connection to the child.
+func (c *Process) Dial() (*redisconn.Conn, error) { return Dial(c.sock) }
+
+// Dial opens a connection to the redis-server listening on sock.
+func Dial(sock string) (*redisconn.Conn, error) {
+	conn, err := redisconn.Dial("unix", sock, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("redis-server: %w", err)
+	}
+	return conn, nil
+}
+
+// FindServer resolves the redis-server executable: an explicit path,
 // then ./redis-server beside the redraft binary, then $PATH.
-func findRedisServer(explicit string) (string, error) {
+func FindServer(explicit string) (string, error) {
 	if explicit != "" {
 		if st, err := os.Stat(explicit); err != nil || st.IsDir() {
 			return "", fmt.Errorf("redis-server not found at %q (--redis-server); install it with 'apt-get install redis-server' or pass its path", explicit)
@@ -50,9 +83,9 @@ func findRedisServer(explicit string) (string, error) {
 	return p, nil
 }
 
-// socketPath picks the child's unix socket: inside the data dir when the
+// SocketPath picks the child's unix socket: inside the data dir when the
 // path fits the kernel's limit, otherwise a hashed name in the temp dir.
-func socketPath(dir string) string {
+func SocketPath(dir string) string {
 	p := filepath.Join(dir, "redis.sock")
 	if len(p) < 100 {
 		return p
@@ -61,10 +94,10 @@ func socketPath(dir string) string {
 	return filepath.Join(os.TempDir(), "redraft-"+hex.EncodeToString(sum[:8])+".sock")
 }
 
-// childArgs is the child's configuration: no TCP port, no persistence of its
+// Args is the child's configuration: no TCP port, no persistence of its
 // own, no eviction, and DEBUG allowed only over the local socket (for
 // RAFTDIGEST).
-func childArgs(sock, dir string, extra ...string) []string {
+func Args(sock, dir string, extra ...string) []string {
 	args := []string{
 		"--port", "0",
 		"--unixsocket", sock,
@@ -84,13 +117,13 @@ func childArgs(sock, dir string, extra ...string) []string {
 	return append(args, extra...)
 }
 
-// startChild launches redis-server and waits until it answers PING.
-func startChild(path, dir, sock string, args []string, log *slog.Logger) (*childProcess, error) {
+// Start launches redis-server and waits until it answers PING.
+func Start(path, dir, sock string, args []string, log *slog.Logger) (*Process, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create child dir: %w", err)
 	}
 	_ = os.Remove(sock)
-	c := &childProcess{path: path, sock: sock, dir: dir, exited: make(chan struct{})}
+	c := &Process{path: path, sock: sock, dir: dir, exited: make(chan struct{})}
 	started := make(chan error, 1)
 	// The process is started from a goroutine locked to its OS thread, which
 	// stays alive until the child exits: Pdeathsig fires when the creating
@@ -120,14 +153,14 @@ func startChild(path, dir, sock string, args []string, log *slog.Logger) (*child
 		return nil, err
 	}
 	if err := c.waitReady(10 * time.Second); err != nil {
-		c.kill()
+		c.Kill()
 		return nil, err
 	}
 	return c, nil
 }
 
 // waitReady polls the socket until the child answers PING.
-func (c *childProcess) waitReady(timeout time.Duration) error {
+func (c *Process) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		select {
@@ -135,8 +168,8 @@ func (c *childProcess) waitReady(timeout time.Duration) error {
 			return fmt.Errorf("redis-server exited during start-up: %v", c.err)
 		default:
 		}
-		if conn, err := dialChild(c.sock); err == nil {
-			reply, err := conn.do("PING")
+		if conn, err := Dial(c.sock); err == nil {
+			reply, err := conn.Do("PING")
 			conn.Close()
 			if err == nil && string(reply) == "+PONG\r\n" {
 				return nil
@@ -149,16 +182,16 @@ func (c *childProcess) waitReady(timeout time.Duration) error {
 	}
 }
 
-// kill stops the child at once and waits for it.
-func (c *childProcess) kill() {
+// Kill stops the child at once and waits for it.
+func (c *Process) Kill() {
 	if c.cmd != nil && c.cmd.Process != nil {
 		_ = c.cmd.Process.Kill()
 	}
 	<-c.exited
 }
 
-// stop asks the child to exit (SIGTERM) and waits up to timeout.
-func (c *childProcess) stop(timeout time.Duration) {
+// Stop asks the child to exit (SIGTERM) and waits up to timeout.
+func (c *Process) Stop(timeout time.Duration) {
 	if c.cmd == nil || c.cmd.Process == nil {
 		return
 	}
@@ -168,7 +201,7 @@ func (c *childProcess) stop(timeout time.Duration) {
 	select {
 	case <-c.exited:
 	case <-ctx.Done():
-		c.kill()
+		c.Kill()
 	}
 	_ = os.Remove(c.sock)
 }
@@ -188,7 +221,7 @@ func forwardChildLog(r io.Reader, log *slog.Logger) {
 			case "#":
 				level = slog.LevelWarn
 			case "-":
-				level = levelVerbose
+				level = logging.LevelVerbose
 			case ".":
 				level = slog.LevelDebug
 			}

@@ -1,4 +1,4 @@
-package main
+package mux
 
 import (
 	"bytes"
@@ -14,15 +14,15 @@ import (
 )
 
 // startMux listens on loopback and serves a mux until the test ends.
-func startMux(t *testing.T) (*mux, string) {
+func startMux(t *testing.T) (*Mux, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMux(ln, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := New(ln, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	done := make(chan struct{})
-	go func() { m.serve(); close(done) }()
+	go func() { m.Serve(); close(done) }()
 	t.Cleanup(func() {
 		ln.Close()
 		select {
@@ -253,12 +253,12 @@ func TestMuxServeClosesListeners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMux(ln, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := New(ln, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if m.raftLn.Addr().String() != ln.Addr().String() || m.redisLn.Addr() != ln.Addr() {
 		t.Error("routed listeners must report the shared address")
 	}
 	done := make(chan struct{})
-	go func() { m.serve(); close(done) }()
+	go func() { m.Serve(); close(done) }()
 	ln.Close()
 	select {
 	case <-done:

@@ -2,13 +2,76 @@ package main
 
 import (
 	"container/heap"
+	"math"
+	"strconv"
 	"sync"
 )
 
+// This file is the one home of time and expiry (docs/DESIGN.md, "Time and
+// expiry"): the log time T, the deadline shift, the only TTL formula, the
+// expiry index and the conditional delete that expires keys. Nothing in the
+// apply path reads the wall clock; the proposer's clock is injected.
+
+// logClock hands out the time T stamped on each new entry: the wall clock,
+// but never less than any T already proposed or applied, so T never
+// decreases, also across leader changes (a new leader proposes only after
+// applying everything before its term).
+type logClock struct {
+	wall    func() int64 // the local clock in ms
+	applied func() int64 // T of the last applied entry
+	last    int64        // the last T handed out
+}
+
+// next returns the T for a new entry.
+func (c *logClock) next() int64 {
+	t := max(c.wall(), c.last, c.applied())
+	c.last = t
+	return t
+}
+
 // deadlineShift (D) is added to every deadline stored in a child, so that no
 // child ever expires a key by its own clock (about 100 years). Deadlines are
-// decided by the Raft log alone: see docs/DESIGN.md, "Time and expiry".
+// decided by the Raft log alone.
 const deadlineShift int64 = 100 * 365 * 24 * 3600 * 1000
+
+// shifted renders a deadline as stored in the child (deadline + D). A
+// deadline so far away that the shift would overflow is clamped to the
+// largest one; both are beyond any real time.
+func shifted(at int64) string {
+	if at > math.MaxInt64-deadlineShift {
+		return strconv.FormatInt(math.MaxInt64, 10)
+	}
+	return strconv.FormatInt(at+deadlineShift, 10)
+}
+
+// unshift converts a child's PEXPIRETIME to the real deadline (negative
+// values, meaning "none" or "missing", pass through).
+func unshift(at int64) int64 {
+	if at < 0 {
+		return at
+	}
+	return at - deadlineShift
+}
+
+// ttlFormulaLua defines __ttlof(at, T, c), the reply of TTL, PTTL,
+// EXPIRETIME or PEXPIRETIME (c) for a key whose shifted PEXPIRETIME in the
+// child is at, judged at time T: a deadline at or before T answers -2, as
+// for a missing key. It is the only TTL formula: client TTL reads, TTL
+// inside MULTI and TTL inside scripts all run it in the child. One line, so
+// the script prelude keeps the user's line numbers.
+var ttlFormulaLua = `local function __ttlof(at, T, c) if at < 0 then return at end; local ms = at - ` + strconv.FormatInt(deadlineShift, 10) + `; ` +
+	`if ms <= T and (c == 'ttl' or c == 'pttl') then return -2 end; ` +
+	`if c == 'ttl' then return math.floor((ms - T + 500) / 1000) elseif c == 'pttl' then return ms - T elseif c == 'expiretime' then return math.floor((ms + 500) / 1000) end; return ms end;`
+
+// ttlScript answers the TTL family for KEYS[1] at time ARGV[1] (ms), for the
+// command named ARGV[2] (lower case).
+var ttlScript = ttlFormulaLua + ` return __ttlof(redis.call('PEXPIRETIME', KEYS[1]), tonumber(ARGV[1]), ARGV[2])`
+
+// ttlCommand is the child command answering a TTL-family read of key at
+// time t.
+func ttlCommand(name string, key []byte, t int64) [][]byte {
+	return [][]byte{[]byte("EVAL"), []byte(ttlScript), []byte("1"), key, []byte(strconv.FormatInt(t, 10)), []byte(name)}
+}
 
 // condDelScript deletes each key whose (shifted) deadline is at or before
 // ARGV[1] and returns, per key, -2 when it deleted the key, otherwise the

@@ -1,4 +1,6 @@
-package main
+// Package mux shares one listening port between Redis clients and Raft
+// peers: the first byte of each connection decides where it goes.
+package mux
 
 import (
 	"bufio"
@@ -21,19 +23,19 @@ const raftHeader byte = 0x01
 // and speak later; Raft peers always speak at once).
 const sniffTimeout = 2 * time.Second
 
-// mux splits one listening socket into a Raft stream listener and a RESP
+// Mux splits one listening socket into a Raft stream listener and a RESP
 // client listener by the first byte of each connection. Each connection is
 // sniffed on its own goroutine, so a slow client never blocks accept.
-type mux struct {
+type Mux struct {
 	ln      net.Listener
 	log     *slog.Logger
 	raftLn  *chanListener
 	redisLn *chanListener
 }
 
-// newMux wraps ln. Call serve to start accepting.
-func newMux(ln net.Listener, log *slog.Logger) *mux {
-	return &mux{
+// New wraps ln. Call Serve to start accepting.
+func New(ln net.Listener, log *slog.Logger) *Mux {
+	return &Mux{
 		ln:      ln,
 		log:     log,
 		raftLn:  newChanListener(ln.Addr()),
@@ -41,8 +43,8 @@ func newMux(ln net.Listener, log *slog.Logger) *mux {
 	}
 }
 
-// serve accepts until the listener closes.
-func (m *mux) serve() {
+// Serve accepts until the listener closes.
+func (m *Mux) Serve() {
 	defer m.raftLn.Close()
 	defer m.redisLn.Close()
 	for {
@@ -58,9 +60,15 @@ func (m *mux) serve() {
 	}
 }
 
+// Clients is the listener of Redis client connections.
+func (m *Mux) Clients() net.Listener { return m.redisLn }
+
+// Raft is the listener of Raft streams (header already consumed).
+func (m *Mux) Raft() net.Listener { return m.raftLn }
+
 // route reads the first byte and hands the connection on, replaying
 // whatever was read past the header.
-func (m *mux) route(c net.Conn) {
+func (m *Mux) route(c net.Conn) {
 	br := bufio.NewReader(c)
 	_ = c.SetReadDeadline(time.Now().Add(sniffTimeout))
 	first, err := br.Peek(1)
@@ -146,6 +154,12 @@ func (l *chanListener) Close() error {
 
 // Addr is the shared listening address.
 func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// NewStreamLayer returns hashicorp/raft's StreamLayer over m: peers reach
+// this node at advertise.
+func NewStreamLayer(m *Mux, advertise net.Addr) raft.StreamLayer {
+	return &streamLayer{chanListener: m.raftLn, advertise: advertise}
+}
 
 // streamLayer is hashicorp/raft's StreamLayer over the mux: inbound streams
 // come from the mux, outbound ones are dialled and prefixed with raftHeader.

@@ -1,4 +1,4 @@
-package main
+package resp
 
 import (
 	"bufio"
@@ -37,15 +37,15 @@ func TestReadRawAllTypes(t *testing.T) {
 	for _, s := range respSamples {
 		// Each reply followed by a sentinel: readRaw must consume exactly one.
 		br := newReader(s + "+NEXT\r\n")
-		got, err := readRaw(br, nil)
+		got, err := ReadReply(br, nil)
 		if err != nil {
 			t.Errorf("%q: %v", s, err)
 			continue
 		}
 		if string(got) != s {
-			t.Errorf("readRaw(%q) = %q", s, got)
+			t.Errorf("ReadReply(%q) = %q", s, got)
 		}
-		next, err := readRaw(br, nil)
+		next, err := ReadReply(br, nil)
 		if err != nil || string(next) != "+NEXT\r\n" {
 			t.Errorf("%q: reply after it = %q, %v", s, next, err)
 		}
@@ -54,7 +54,7 @@ func TestReadRawAllTypes(t *testing.T) {
 
 func TestReadRawAppendsToDst(t *testing.T) {
 	dst := []byte("prefix")
-	got, err := readRaw(newReader("*2\r\n$1\r\na\r\n:1\r\n"), dst)
+	got, err := ReadReply(newReader("*2\r\n$1\r\na\r\n:1\r\n"), dst)
 	if err != nil || string(got) != "prefix*2\r\n$1\r\na\r\n:1\r\n" {
 		t.Fatalf("got %q, %v", got, err)
 	}
@@ -65,7 +65,7 @@ func TestReadRawBigBulkAndSlowReader(t *testing.T) {
 	s := "*2\r\n$200000\r\n" + payload + "\r\n:7\r\n"
 	// One byte per Read: every partial read must be resumed.
 	br := bufio.NewReaderSize(iotest.OneByteReader(strings.NewReader(s)), 16)
-	got, err := readRaw(br, nil)
+	got, err := ReadReply(br, nil)
 	if err != nil || string(got) != s {
 		t.Fatalf("err=%v, got %d bytes, want %d", err, len(got), len(s))
 	}
@@ -74,17 +74,17 @@ func TestReadRawBigBulkAndSlowReader(t *testing.T) {
 func TestReadRawPartialInput(t *testing.T) {
 	for _, s := range respSamples {
 		for n := 0; n < len(s); n++ {
-			_, err := readRaw(newReader(s[:n]), nil)
+			_, err := ReadReply(newReader(s[:n]), nil)
 			if err == nil {
-				t.Errorf("readRaw(%q) (prefix of %q) succeeded", s[:n], s)
+				t.Errorf("ReadReply(%q) (prefix of %q) succeeded", s[:n], s)
 			}
 		}
 	}
 	// A truncated bulk body is io.ErrUnexpectedEOF, a missing line io.EOF.
-	if _, err := readRaw(newReader("$5\r\nhel"), nil); !errors.Is(err, io.ErrUnexpectedEOF) {
+	if _, err := ReadReply(newReader("$5\r\nhel"), nil); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("short bulk: %v", err)
 	}
-	if _, err := readRaw(newReader(""), nil); !errors.Is(err, io.EOF) {
+	if _, err := ReadReply(newReader(""), nil); !errors.Is(err, io.EOF) {
 		t.Errorf("empty input: %v", err)
 	}
 }
@@ -101,8 +101,8 @@ func TestReadRawMalformed(t *testing.T) {
 		"?5\r\n",
 		"*1\r\n!x\r\n",
 	} {
-		if _, err := readRaw(newReader(s), nil); err == nil {
-			t.Errorf("readRaw(%q) accepted malformed input", s)
+		if _, err := ReadReply(newReader(s), nil); err == nil {
+			t.Errorf("ReadReply(%q) accepted malformed input", s)
 		}
 	}
 }
@@ -111,14 +111,14 @@ func TestWriteCommandRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
 	w := bufio.NewWriter(&buf)
 	args := [][]byte{[]byte("SET"), []byte("k\r\n"), {}, bytes.Repeat([]byte{0}, 70000)}
-	writeCommand(w, args)
+	WriteCommand(w, args)
 	w.Flush()
 	want := "*4\r\n$3\r\nSET\r\n$3\r\nk\r\n\r\n$0\r\n\r\n$70000\r\n" + strings.Repeat("\x00", 70000) + "\r\n"
 	if buf.String() != want {
 		t.Fatalf("writeCommand wrote %q...", buf.String()[:40])
 	}
 	// The same bytes parse back as an array of the arguments.
-	v, err := parseReply(buf.Bytes())
+	v, err := Parse(buf.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,44 +130,13 @@ func TestWriteCommandRoundTrip(t *testing.T) {
 	}
 }
 
-func TestSendStringsMatchesWriteCommand(t *testing.T) {
-	var a, b bytes.Buffer
-	c := &respConn{bw: bufio.NewWriter(&a)}
-	c.sendStrings("SELECT", "3")
-	c.bw.Flush()
-	w := bufio.NewWriter(&b)
-	writeCommand(w, argv("SELECT", "3"))
-	w.Flush()
-	if a.String() != b.String() {
-		t.Errorf("sendStrings %q != writeCommand %q", a.String(), b.String())
-	}
-}
-
-func TestSelectDB(t *testing.T) {
-	var buf bytes.Buffer
-	c := &respConn{bw: bufio.NewWriter(&buf)}
-	if c.selectDB(0) {
-		t.Error("SELECT 0 sent on a fresh connection")
-	}
-	if !c.selectDB(3) || c.db != 3 {
-		t.Error("SELECT 3 not sent")
-	}
-	if c.selectDB(3) {
-		t.Error("SELECT 3 sent twice")
-	}
-	c.bw.Flush()
-	if buf.String() != "*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n" {
-		t.Errorf("wrote %q", buf.String())
-	}
-}
-
 func TestParseReply(t *testing.T) {
 	tests := []struct {
 		raw  string
 		want any
 	}{
 		{"+OK\r\n", "OK"},
-		{"-ERR bad\r\n", respErrorValue("ERR bad")},
+		{"-ERR bad\r\n", ErrorValue("ERR bad")},
 		{":-12\r\n", int64(-12)},
 		{"$3\r\nabc\r\n", []byte("abc")},
 		{"$0\r\n\r\n", []byte{}},
@@ -175,21 +144,21 @@ func TestParseReply(t *testing.T) {
 		{"$-1\r\n", nil},
 		{"*-1\r\n", nil},
 		{"*0\r\n", []any{}},
-		{"*3\r\n:1\r\n$-1\r\n*2\r\n+x\r\n-E y\r\n", []any{int64(1), nil, []any{"x", respErrorValue("E y")}}},
+		{"*3\r\n:1\r\n$-1\r\n*2\r\n+x\r\n-E y\r\n", []any{int64(1), nil, []any{"x", ErrorValue("E y")}}},
 	}
 	for _, tc := range tests {
-		got, err := parseReply([]byte(tc.raw))
+		got, err := Parse([]byte(tc.raw))
 		if err != nil {
-			t.Errorf("parseReply(%q): %v", tc.raw, err)
+			t.Errorf("Parse(%q): %v", tc.raw, err)
 			continue
 		}
 		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("parseReply(%q) = %#v, want %#v", tc.raw, got, tc.want)
+			t.Errorf("Parse(%q) = %#v, want %#v", tc.raw, got, tc.want)
 		}
 	}
 	for _, bad := range []string{"", "+OK", ":x\r\n", "$3\r\nab", "*2\r\n:1\r\n", "%1\r\n", "$x\r\n", "*x\r\n"} {
-		if _, err := parseReply([]byte(bad)); err == nil {
-			t.Errorf("parseReply(%q) accepted malformed input", bad)
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("Parse(%q) accepted malformed input", bad)
 		}
 	}
 }
@@ -197,18 +166,18 @@ func TestParseReply(t *testing.T) {
 // parseReply and readRaw agree on where every sample reply ends.
 func TestParseReplyAcceptsWhatReadRawReads(t *testing.T) {
 	for _, s := range respSamples {
-		raw, err := readRaw(newReader(s), nil)
+		raw, err := ReadReply(newReader(s), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := parseReply(raw); err != nil {
-			t.Errorf("parseReply(%q): %v", raw, err)
+		if _, err := Parse(raw); err != nil {
+			t.Errorf("Parse(%q): %v", raw, err)
 		}
 	}
 }
 
 func TestReadArrayItems(t *testing.T) {
-	items, err := readArrayItems([]byte("*3\r\n:1\r\n*2\r\n$1\r\na\r\n$-1\r\n-ERR x\r\n"))
+	items, err := ArrayItems([]byte("*3\r\n:1\r\n*2\r\n$1\r\na\r\n$-1\r\n-ERR x\r\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,50 +185,50 @@ func TestReadArrayItems(t *testing.T) {
 	if !reflect.DeepEqual(strs(items), want) {
 		t.Errorf("items = %q, want %q", strs(items), want)
 	}
-	if items, err := readArrayItems([]byte("*0\r\n")); err != nil || len(items) != 0 {
+	if items, err := ArrayItems([]byte("*0\r\n")); err != nil || len(items) != 0 {
 		t.Errorf("empty array: %q %v", items, err)
 	}
-	if items, err := readArrayItems([]byte("*-1\r\n")); err != nil || len(items) != 0 {
+	if items, err := ArrayItems([]byte("*-1\r\n")); err != nil || len(items) != 0 {
 		t.Errorf("nil array: %q %v", items, err)
 	}
 	for _, bad := range []string{"", ":1\r\n", "*2\r\n:1\r\n", "*x\r\n"} {
-		if _, err := readArrayItems([]byte(bad)); err == nil {
-			t.Errorf("readArrayItems(%q) accepted malformed input", bad)
+		if _, err := ArrayItems([]byte(bad)); err == nil {
+			t.Errorf("ArrayItems(%q) accepted malformed input", bad)
 		}
 	}
 }
 
 func TestReplyHelpers(t *testing.T) {
-	if n, ok := replyInt([]byte(":123\r\n")); !ok || n != 123 {
+	if n, ok := Int([]byte(":123\r\n")); !ok || n != 123 {
 		t.Errorf("replyInt = %d %v", n, ok)
 	}
-	if n, ok := replyInt([]byte(":-2\r\n")); !ok || n != -2 {
-		t.Errorf("replyInt(-2) = %d %v", n, ok)
+	if n, ok := Int([]byte(":-2\r\n")); !ok || n != -2 {
+		t.Errorf("Int(-2) = %d %v", n, ok)
 	}
 	for _, bad := range []string{"", ":\r\n", "+1\r\n", "$1\r\n1\r\n", ":x\r\n"} {
-		if _, ok := replyInt([]byte(bad)); ok {
-			t.Errorf("replyInt(%q) ok", bad)
+		if _, ok := Int([]byte(bad)); ok {
+			t.Errorf("Int(%q) ok", bad)
 		}
 	}
-	if !replyIsError([]byte("-ERR\r\n")) || replyIsError([]byte("+OK\r\n")) || replyIsError(nil) {
+	if !IsError([]byte("-ERR\r\n")) || IsError([]byte("+OK\r\n")) || IsError(nil) {
 		t.Error("replyIsError")
 	}
 	for raw, want := range map[string]string{"+OK\r\n": "OK", "-ERR x\r\n": "ERR x", "$3\r\nabc\r\n": "abc", "$0\r\n\r\n": ""} {
-		if got, ok := replyString([]byte(raw)); !ok || got != want {
-			t.Errorf("replyString(%q) = %q %v", raw, got, ok)
+		if got, ok := Text([]byte(raw)); !ok || got != want {
+			t.Errorf("Text(%q) = %q %v", raw, got, ok)
 		}
 	}
 	for _, bad := range []string{"$-1\r\n", ":1\r\n", "*0\r\n", "", "+"} {
-		if got, ok := replyString([]byte(bad)); ok {
-			t.Errorf("replyString(%q) = %q, ok", bad, got)
+		if got, ok := Text([]byte(bad)); ok {
+			t.Errorf("Text(%q) = %q, ok", bad, got)
 		}
 	}
-	if string(respError("ERR x")) != "-ERR x\r\n" || string(respInt(-5)) != ":-5\r\n" ||
-		string(respStatus("PONG")) != "+PONG\r\n" || string(respBulk("")) != "$0\r\n\r\n" ||
-		string(respBulk("a\r\nb")) != "$4\r\na\r\nb\r\n" || string(respArrayHeader(3)) != "*3\r\n" {
+	if string(Error("ERR x")) != "-ERR x\r\n" || string(Integer(-5)) != ":-5\r\n" ||
+		string(Status("PONG")) != "+PONG\r\n" || string(Bulk("")) != "$0\r\n\r\n" ||
+		string(Bulk("a\r\nb")) != "$4\r\na\r\nb\r\n" || string(ArrayHeader(3)) != "*3\r\n" {
 		t.Error("reply formatters")
 	}
-	if asString("s") != "s" || asString([]byte("b")) != "b" || asString(respErrorValue("e")) != "e" || asString(int64(1)) != "" {
+	if AsString("s") != "s" || AsString([]byte("b")) != "b" || AsString(ErrorValue("e")) != "e" || AsString(int64(1)) != "" {
 		t.Error("asString")
 	}
 }
@@ -278,13 +247,22 @@ func BenchmarkReadRaw(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		for j := 0; j < perRound; j++ {
 			var err error
-			if dst, err = readRaw(br, dst[:0]); err != nil {
+			if dst, err = ReadReply(br, dst[:0]); err != nil {
 				rd.Reset(data)
 				br.Reset(rd)
-				if dst, err = readRaw(br, dst[:0]); err != nil {
+				if dst, err = ReadReply(br, dst[:0]); err != nil {
 					b.Fatal(err)
 				}
 			}
 		}
 	}
+}
+
+// strs renders byte slices as strings for comparisons.
+func strs(b [][]byte) []string {
+	out := make([]string, len(b))
+	for i, x := range b {
+		out[i] = string(x)
+	}
+	return out
 }

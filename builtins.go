@@ -1,0 +1,480 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/redraft/redraft/internal/command"
+	"github.com/redraft/redraft/internal/redisconn"
+	"github.com/redraft/redraft/internal/resp"
+)
+
+// This file holds the commands redraft answers itself: connection state
+// (PING, ECHO, SELECT, QUIT, RESET, AUTH, HELLO, CLIENT), INFO, WAIT, the
+// TTL family, SCRIPT EXISTS, FUNCTION LIST and the RAFT* commands. Each is
+// a handler named in the command table (commands.go).
+
+// ping answers PING [message].
+func (s *server) ping(_ context.Context, _ *client, args [][]byte) []byte {
+	if len(args) > 1 {
+		return resp.Bulk(string(args[1]))
+	}
+	return resp.Status("PONG")
+}
+
+// echo answers ECHO message.
+func (s *server) echo(_ context.Context, _ *client, args [][]byte) []byte {
+	return resp.Bulk(string(args[1]))
+}
+
+// selectDB answers SELECT db: the database is per connection and every
+// command carries it into the log.
+func (s *server) selectDB(_ context.Context, cl *client, args [][]byte) []byte {
+	db, err := strconv.Atoi(string(args[1]))
+	if err != nil {
+		return resp.Error("ERR value is not an integer or out of range")
+	}
+	if db < 0 || db >= 16 {
+		return resp.Error("ERR DB index is out of range")
+	}
+	cl.db = db
+	return resp.OK
+}
+
+// quit answers QUIT; the connection closes after the reply.
+func (s *server) quit(_ context.Context, cl *client, _ [][]byte) []byte {
+	cl.closing.Store(true)
+	return resp.OK
+}
+
+// reset answers RESET: the connection's state back to a new one's.
+func (s *server) reset(ctx context.Context, cl *client, _ [][]byte) []byte {
+	s.unwatch(ctx, cl)
+	cl.db, cl.tx = 0, nil
+	cl.setName("")
+	return resp.Status("RESET")
+}
+
+// auth answers AUTH [username] password.
+func (s *server) auth(_ context.Context, _ *client, args [][]byte) []byte {
+	return authReply(args[1:])
+}
+
+// ttl answers TTL, PTTL, EXPIRETIME and PEXPIRETIME.
+func (s *server) ttl(ctx context.Context, cl *client, args [][]byte) []byte {
+	return s.reads.ttl(ctx, cl.db, command.Lower(args[0]), args[1])
+}
+
+// scriptExists answers SCRIPT EXISTS from the scripts every node knows.
+func (s *server) scriptExists(_ context.Context, _ *client, args [][]byte) []byte {
+	out := resp.ArrayHeader(len(args) - 2)
+	for _, sha := range args[2:] {
+		_, ok := s.fsm.script(strings.ToLower(string(sha)))
+		out = append(out, resp.Bool(ok)...)
+	}
+	return out
+}
+
+// functionList answers FUNCTION LIST from the local child, without the
+// library prelude.
+func (s *server) functionList(ctx context.Context, cl *client, args [][]byte) []byte {
+	return s.reads.localStep(ctx, cl.db, redisconn.Step{Args: args, MapReply: stripPreludeFromList})
+}
+
+// unsubscribe answers (P|S)UNSUBSCRIBE outside subscriber mode: Redis
+// replies with a zero count per channel.
+func (s *server) unsubscribe(_ context.Context, _ *client, args [][]byte) []byte {
+	name := command.Lower(args[0])
+	if len(args) == 1 {
+		return append(append(append(resp.ArrayHeader(3), resp.Bulk(name)...), resp.NullBulk...), resp.Integer(0)...)
+	}
+	var out []byte
+	for _, ch := range args[1:] {
+		out = append(out, resp.ArrayHeader(3)...)
+		out = append(out, resp.Bulk(name)...)
+		out = append(out, resp.Bulk(string(ch))...)
+		out = append(out, resp.Integer(0)...)
+	}
+	return out
+}
+
+// hello answers HELLO for RESP2; RESP3 is not offered.
+func (s *server) hello(_ context.Context, cl *client, args [][]byte) []byte {
+	if len(args) > 1 {
+		v, err := strconv.Atoi(string(args[1]))
+		if err != nil {
+			return resp.Error("ERR Protocol version is not an integer or out of range")
+		}
+		if v != 2 {
+			return resp.Error("NOPROTO unsupported protocol version")
+		}
+		for i := 2; i < len(args); i++ {
+			switch strings.ToLower(string(args[i])) {
+			case "auth":
+				if i+2 >= len(args) {
+					return resp.Error("ERR Syntax error in HELLO option 'auth'")
+				}
+				if reply := authReply(args[i+1 : i+3]); !bytes.Equal(reply, resp.OK) {
+					return reply
+				}
+				i += 2
+			case "setname":
+				if i+1 < len(args) {
+					cl.setName(string(args[i+1]))
+					i++
+				}
+			}
+		}
+	}
+	version := "7.0.0"
+	if raw := s.reads.localStrings("INFO", "server"); raw != nil {
+		info, _ := resp.Text(raw)
+		for _, line := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "redis_version:"); ok {
+				version = v
+			}
+		}
+	}
+	out := resp.ArrayHeader(14)
+	for _, kv := range [][2]string{{"server", "redis"}, {"version", version}} {
+		out = append(out, resp.Bulk(kv[0])...)
+		out = append(out, resp.Bulk(kv[1])...)
+	}
+	out = append(out, resp.Bulk("proto")...)
+	out = append(out, resp.Integer(2)...)
+	out = append(out, resp.Bulk("id")...)
+	out = append(out, resp.Integer(cl.id)...)
+	for _, kv := range [][2]string{{"mode", "standalone"}, {"role", "master"}} {
+		out = append(out, resp.Bulk(kv[0])...)
+		out = append(out, resp.Bulk(kv[1])...)
+	}
+	out = append(out, resp.Bulk("modules")...)
+	return append(out, resp.ArrayHeader(0)...)
+}
+
+// client handles CLIENT for this node's connections.
+func (s *server) client(_ context.Context, cl *client, args [][]byte) []byte {
+	sub := strings.ToLower(string(args[1]))
+	switch sub {
+	case "setname":
+		if len(args) != 3 {
+			return resp.Error("ERR wrong number of arguments for 'client|setname' command")
+		}
+		if strings.ContainsAny(string(args[2]), " \n") {
+			return resp.Error("ERR Client names cannot contain spaces, newlines or special characters.")
+		}
+		cl.setName(string(args[2]))
+		return resp.OK
+	case "getname":
+		if name := cl.getName(); name != "" {
+			return resp.Bulk(name)
+		}
+		return resp.NullBulk
+	case "id":
+		return resp.Integer(cl.id)
+	case "setinfo", "no-evict", "no-touch":
+		return resp.OK
+	case "reply":
+		if len(args) != 3 {
+			return resp.Error("ERR wrong number of arguments for 'client|reply' command")
+		}
+		switch strings.ToLower(string(args[2])) {
+		case "on":
+			cl.replyOff, cl.replySkip = false, 0
+		case "off":
+			cl.replyOff = true
+		case "skip":
+			cl.replySkip = 2 // this reply and the next one
+		default:
+			return resp.Error("ERR syntax error")
+		}
+		return resp.OK
+	case "info":
+		return resp.Bulk(cl.listLine(cl.db) + "\n")
+	case "list":
+		var b strings.Builder
+		s.clients.each(func(other *client) {
+			db := -1
+			if other == cl {
+				db = cl.db
+			}
+			b.WriteString(other.listLine(db) + "\n")
+		})
+		return resp.Bulk(b.String())
+	case "kill":
+		return s.clientKill(cl, args[2:])
+	case "help":
+		lines := []string{
+			"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+			"GETNAME", "    Return the name of the current connection.",
+			"ID", "    Return the ID of the current connection.",
+			"INFO", "    Return information about the current client connection.",
+			"KILL <ip:port>|ID <id>|ADDR <ip:port>|SKIPME yes|no", "    Kill connections of this node.",
+			"LIST", "    Return information about this node's client connections.",
+			"REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
+			"SETNAME <name>", "    Assign the name <name> to the current connection.",
+			"SETINFO <LIB-NAME|LIB-VER> <value>", "    Accepted and ignored.",
+			"HELP", "    Print this help.",
+		}
+		out := resp.ArrayHeader(len(lines))
+		for _, l := range lines {
+			out = append(out, resp.Status(l)...)
+		}
+		return out
+	}
+	return resp.Error(fmt.Sprintf("ERR unknown subcommand or wrong number of arguments for '%s'. Try CLIENT HELP.", args[1]))
+}
+
+// clientKill closes this node's connections matching CLIENT KILL's filters
+// (the old "addr" form, or ID, ADDR and SKIPME pairs).
+func (s *server) clientKill(self *client, args [][]byte) []byte {
+	if len(args) == 1 {
+		killed := s.killClients(self, func(c *client) bool { return c.addr == string(args[0]) }, false)
+		if killed == 0 {
+			return resp.Error("ERR No such client")
+		}
+		return resp.OK
+	}
+	if len(args) == 0 || len(args)%2 != 0 {
+		return resp.Error("ERR syntax error")
+	}
+	var filters []func(*client) bool
+	skipMe := true
+	for i := 0; i < len(args); i += 2 {
+		v := string(args[i+1])
+		switch strings.ToLower(string(args[i])) {
+		case "id":
+			id, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return resp.Error("ERR client-id should be greater than 0")
+			}
+			filters = append(filters, func(c *client) bool { return c.id == id })
+		case "addr":
+			filters = append(filters, func(c *client) bool { return c.addr == v })
+		case "skipme":
+			skipMe = strings.EqualFold(v, "yes")
+		default:
+			return resp.Error("ERR syntax error")
+		}
+	}
+	match := func(c *client) bool {
+		for _, f := range filters {
+			if !f(c) {
+				return false
+			}
+		}
+		return true
+	}
+	return resp.Integer(int64(s.killClients(self, match, skipMe)))
+}
+
+// killClients closes every matching connection and counts them.
+func (s *server) killClients(self *client, match func(*client) bool, skipMe bool) int {
+	n := 0
+	s.clients.each(func(c *client) {
+		if (c != self || !skipMe) && match(c) {
+			c.kill()
+			n++
+		}
+	})
+	return n
+}
+
+// info answers INFO from the local child, with a Raft section added.
+func (s *server) info(ctx context.Context, _ *client, args [][]byte) []byte {
+	section := ""
+	if len(args) > 1 {
+		section = strings.ToLower(string(args[1]))
+	}
+	var text string
+	if section != "raft" {
+		raw := s.reads.local(ctx, 0, args)
+		if resp.IsError(raw) {
+			return raw
+		}
+		text, _ = resp.Text(raw)
+	}
+	if section == "" || section == "raft" || section == "all" || section == "everything" || section == "default" {
+		stats := s.raftStats()
+		var b strings.Builder
+		if text != "" {
+			b.WriteString(strings.TrimRight(text, "\r\n"))
+			b.WriteString("\r\n\r\n")
+		}
+		b.WriteString("# Raft\r\n")
+		for _, k := range []string{"id", "state", "leader", "term", "last_log_index", "commit_index", "applied_index", "num_peers", "last_snapshot_index"} {
+			fmt.Fprintf(&b, "raft_%s:%s\r\n", k, stats[k])
+		}
+		b.WriteString("raft_consistency:" + s.reads.level.String() + "\r\n")
+		text = b.String()
+	}
+	return resp.Bulk(text)
+}
+
+// raftCommand answers redraft's own RAFT* commands.
+func (s *server) raftCommand(ctx context.Context, _ *client, args [][]byte) []byte {
+	switch command.Lower(args[0]) {
+	case "raftleader":
+		if addr := s.node.leaderAddr(); addr != "" {
+			return resp.Bulk(addr)
+		}
+		return resp.Error("CLUSTERDOWN no leader is known yet")
+	case "raftstate":
+		return resp.Status(s.node.state().String())
+	case "raftstats":
+		return sortedPairs(s.raftStats())
+	case "raftpeers":
+		return s.peers()
+	case "raftsnapshot":
+		if err := s.node.snapshot(); err != nil {
+			return resp.Error("ERR snapshot failed: " + err.Error())
+		}
+		return resp.OK
+	case "raftdigest":
+		return s.digest()
+	case "raftaddpeer":
+		return s.changeMembers(args[1], s.node.addPeer)
+	case "raftremovepeer":
+		return s.changeMembers(args[1], s.node.removePeer)
+	}
+	return resp.Error("ERR unknown command")
+}
+
+// changeMembers adds or removes the member at addr (leader only).
+func (s *server) changeMembers(addr []byte, change func(string) error) []byte {
+	if !s.node.isLeader() {
+		return errorReply(s.node.leaderError())
+	}
+	a, err := normalizeAddr(string(addr))
+	if err != nil {
+		return resp.Error("ERR " + err.Error())
+	}
+	if err := change(a); err != nil {
+		return errorReply(err)
+	}
+	return resp.OK
+}
+
+// digest answers RAFTDIGEST: the applied index and a digest of the data.
+func (s *server) digest() []byte {
+	c, err := s.reads.pool.Get()
+	if err != nil {
+		return resp.Error("ERR " + err.Error())
+	}
+	idx, digest, err := s.fsm.digest(c)
+	if err != nil {
+		c.Close()
+		return resp.Error("ERR " + err.Error())
+	}
+	s.reads.pool.Put(c)
+	return append(append(resp.ArrayHeader(2), resp.Integer(int64(idx))...), resp.Bulk(digest)...)
+}
+
+// raftStats is Raft's statistics plus redraft's own.
+func (s *server) raftStats() map[string]string {
+	stats := s.node.stats()
+	stats["applied_index"] = strconv.FormatUint(s.fsm.appliedIndex(), 10)
+	stats["fsm_last_time_ms"] = strconv.FormatInt(s.fsm.lastTime(), 10)
+	stats["expiry_index_keys"] = strconv.Itoa(s.fsm.expiryKeyCount())
+	stats["leader"] = s.node.leaderAddr()
+	stats["id"] = s.node.id
+	return stats
+}
+
+// sortedPairs flattens a map into a RESP array of key/value bulks.
+func sortedPairs(m map[string]string) []byte {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := resp.ArrayHeader(2 * len(keys))
+	for _, k := range keys {
+		out = append(out, resp.Bulk(k)...)
+		out = append(out, resp.Bulk(m[k])...)
+	}
+	return out
+}
+
+// peers lists every member with its address and role.
+func (s *server) peers() []byte {
+	servers, err := s.node.members()
+	if err != nil {
+		return resp.Error("ERR " + err.Error())
+	}
+	leader := s.node.leaderAddr()
+	out := resp.ArrayHeader(len(servers))
+	for _, srv := range servers {
+		state := "Follower"
+		switch {
+		case string(srv.Address) == leader:
+			state = "Leader"
+		case srv.Suffrage != raft.Voter:
+			state = "Nonvoter"
+		}
+		out = append(out, resp.ArrayHeader(3)...)
+		out = append(out, resp.Bulk(string(srv.ID))...)
+		out = append(out, resp.Bulk(string(srv.Address))...)
+		out = append(out, resp.Bulk(state)...)
+	}
+	return out
+}
+
+// wait answers WAIT: a write is acknowledged only once a Raft majority holds
+// it, so the replicas known to hold the connection's writes are a majority
+// less this node. WAIT returns that number without blocking longer than its
+// timeout (at once for timeout 0: more cannot be promised).
+func (s *server) wait(ctx context.Context, _ *client, args [][]byte) []byte {
+	want, err1 := strconv.ParseInt(string(args[1]), 10, 64)
+	timeout, err2 := strconv.ParseInt(string(args[2]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return resp.Error("ERR value is not an integer or out of range")
+	}
+	if timeout < 0 {
+		return resp.Error("ERR timeout is negative")
+	}
+	if !s.node.isLeader() {
+		return errorReply(s.node.leaderError())
+	}
+	servers, err := s.node.members()
+	if err != nil {
+		return resp.Error("ERR " + err.Error())
+	}
+	voters := 0
+	for _, srv := range servers {
+		if srv.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	have := int64(voters / 2)
+	if have < want && timeout > 0 {
+		t := time.NewTimer(time.Duration(timeout) * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	return resp.Integer(have)
+}
+
+// authReply answers AUTH [username] password: there are no passwords yet,
+// so the default user (which has none) accepts any password, as Redis does.
+func authReply(args [][]byte) []byte {
+	switch {
+	case len(args) == 1:
+		return resp.Error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+	case len(args) == 2 && string(args[0]) == "default":
+		return resp.OK
+	case len(args) == 2:
+		return resp.Error("WRONGPASS invalid username-password pair or user is disabled.")
+	}
+	return resp.Error("ERR syntax error")
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redraft/redraft/internal/redisconn"
+	"github.com/redraft/redraft/internal/resp"
+)
+
+// A client is one Redis connection. It is in one of these states, and the
+// hand-offs between them are all in this file:
+//
+//   - normal: each batch of pipelined commands is read, executed in order
+//     (runs of writes as one proposal, runs of reads as one child round
+//     trip), and its replies are written in one go;
+//   - in MULTI (tx != nil): commands are checked and queued until EXEC
+//     proposes them as one entry (transactions.go);
+//   - blocked: a blocking command waits in the front end (blocking.go);
+//     meanwhile the connection is read ahead so that a client that leaves
+//     is noticed (watchDeparture), as Redis does;
+//   - subscribed (sub != nil): commands go to a connection of its own to
+//     the local child, which also sends the messages (pubsub.go);
+//   - relayed (relay != nil): with --follower-proxy, what a follower may
+//     not serve goes to the leader over a connection of the client's own
+//     (relay.go).
+//
+// Only the connection's own goroutine touches the state, except name
+// (under nameMu) and the socket, which CLIENT LIST and CLIENT KILL use
+// from other connections, and writes, which the subscriber pump also
+// makes (under wmu).
+type client struct {
+	id    int64
+	addr  string
+	laddr string
+	nc    net.Conn
+	rd    *resp.RequestReader
+
+	wmu sync.Mutex // serialises writes to nc
+	out []byte     // replies not yet written
+
+	db     int
+	nameMu sync.Mutex
+	name   string
+	// replyOff and replySkip implement CLIENT REPLY OFF and SKIP.
+	replyOff  bool
+	replySkip int
+
+	tx *transaction // MULTI state, nil outside MULTI
+	// watching is set while this client has a WATCH in the log, named
+	// watchID(node, id).
+	watching bool
+	sub      *subscription   // subscriber mode
+	relay    *redisconn.Conn // --follower-proxy connection to the leader
+	relayTo  string          // the leader relay is connected to
+
+	closing atomic.Bool // set by QUIT or CLIENT KILL
+}
+
+// reply queues raw unless CLIENT REPLY OFF or SKIP suppresses it.
+func (cl *client) reply(raw []byte) {
+	switch {
+	case cl.replyOff:
+		return
+	case cl.replySkip > 0:
+		cl.replySkip--
+		return
+	}
+	cl.out = append(cl.out, raw...)
+}
+
+// flush writes the queued replies.
+func (cl *client) flush() error {
+	if len(cl.out) == 0 {
+		return nil
+	}
+	cl.wmu.Lock()
+	_, err := cl.nc.Write(cl.out)
+	cl.wmu.Unlock()
+	cl.out = cl.out[:0]
+	if cap(cl.out) > 64<<10 {
+		cl.out = nil // do not keep a large buffer for an idle client
+	}
+	return err
+}
+
+// write sends raw at once, for writers other than the connection's own
+// goroutine (the subscriber pump).
+func (cl *client) write(raw []byte) error {
+	cl.wmu.Lock()
+	defer cl.wmu.Unlock()
+	_, err := cl.nc.Write(raw)
+	return err
+}
+
+// kill closes the connection from another goroutine (CLIENT KILL).
+func (cl *client) kill() {
+	cl.closing.Store(true)
+	cl.nc.Close()
+}
+
+func (cl *client) setName(name string) {
+	cl.nameMu.Lock()
+	cl.name = name
+	cl.nameMu.Unlock()
+}
+
+func (cl *client) getName() string {
+	cl.nameMu.Lock()
+	defer cl.nameMu.Unlock()
+	return cl.name
+}
+
+// listLine renders a CLIENT LIST line (db < 0: not known here).
+func (cl *client) listLine(db int) string {
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=0 name=%s db=%d cmd=client", cl.id, cl.addr, cl.laddr, cl.getName(), db)
+}
+
+// aLongTimeAgo is a deadline in the past, to interrupt a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// watchDeparture reads ahead on the connection while the client is blocked
+// (as Redis keeps reading a blocked client's socket), so that a client that
+// leaves is noticed. gone is closed when the client has left or broke a
+// limit; stop ends the read-ahead and must be called before the connection
+// is read again. Bytes read ahead stay buffered for the next batch.
+func (cl *client) watchDeparture() (gone <-chan struct{}, stop func()) {
+	goneCh := make(chan struct{})
+	done := make(chan struct{})
+	var stopping atomic.Bool
+	go func() {
+		defer close(done)
+		for {
+			err := cl.rd.Fill()
+			if err == nil {
+				continue
+			}
+			if stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+				return
+			}
+			close(goneCh)
+			return
+		}
+	}()
+	return goneCh, func() {
+		stopping.Store(true)
+		_ = cl.nc.SetReadDeadline(aLongTimeAgo)
+		<-done
+		_ = cl.nc.SetReadDeadline(time.Time{})
+	}
+}
+
+// clientRegistry is this node's connected clients, for CLIENT LIST and
+// CLIENT KILL.
+type clientRegistry struct {
+	mu   sync.Mutex
+	byID map[int64]*client
+}
+
+func (r *clientRegistry) add(cl *client) {
+	r.mu.Lock()
+	if r.byID == nil {
+		r.byID = make(map[int64]*client)
+	}
+	r.byID[cl.id] = cl
+	r.mu.Unlock()
+}
+
+func (r *clientRegistry) remove(cl *client) {
+	r.mu.Lock()
+	delete(r.byID, cl.id)
+	r.mu.Unlock()
+}
+
+// each calls fn for every client, in ID order.
+func (r *clientRegistry) each(fn func(*client)) {
+	r.mu.Lock()
+	list := make([]*client, 0, len(r.byID))
+	for _, cl := range r.byID {
+		list = append(list, cl)
+	}
+	r.mu.Unlock()
+	slices.SortFunc(list, func(a, b *client) int { return cmp.Compare(a.id, b.id) })
+	for _, cl := range list {
+		fn(cl)
+	}
+}
+
+// count is the number of connected clients.
+func (r *clientRegistry) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.byID)
+}

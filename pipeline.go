@@ -1,0 +1,402 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redraft/redraft/internal/resp"
+)
+
+// anyKey in a touched key stands for every key of its database (SWAPDB).
+const anyKey = "\x00redraft:any"
+
+// pipeline queues commands for the child and the handlers of their replies,
+// which run in order once everything is flushed.
+type pipeline struct {
+	f        *fsm
+	handlers []func([]byte)
+	// touchedKeys collects written keys for blocked clients.
+	touchedKeys []dbKey
+	// unknown holds keys whose deadline was changed earlier in this pipeline
+	// and is not read back yet; dbs marks databases swapped in it. Both force
+	// a check inside the child, so the outcome never depends on how entries
+	// were grouped into batches.
+	unknown map[dbKey]bool
+}
+
+func newPipeline(f *fsm) *pipeline {
+	return &pipeline{f: f, unknown: make(map[dbKey]bool)}
+}
+
+// send queues one command in db with its reply handler (nil: discard).
+func (p *pipeline) send(db int, args [][]byte, h func([]byte)) {
+	if p.f.conn.SelectDB(db) {
+		p.handlers = append(p.handlers, nil)
+	}
+	p.f.conn.Send(args)
+	p.handlers = append(p.handlers, h)
+}
+
+// addStep queues a planned command, its expiry checks and its read-backs;
+// the client's reply lands in *out.
+func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
+	p.addCondDel(p.dueKeys(st.precheck, t), t)
+	trackTouch := p.f.touched.wanted != nil && p.f.touched.wanted()
+	if st.script != "" {
+		p.f.scripts.remember(st.script)
+	}
+	if st.flushAll {
+		p.f.scripts.forget()
+	}
+	if st.sub != nil && st.watch != "" {
+		p.addWatchedTransaction(st, st.watch, out)
+	} else if st.sub != nil {
+		p.addTransaction(st, out)
+	} else {
+		mapReply := st.mapReply
+		p.send(st.db, st.args, func(raw []byte) {
+			if mapReply != nil {
+				raw = mapReply(raw)
+			}
+			*out = raw
+		})
+	}
+	if trackTouch {
+		// Blocked clients are woken only by writes that did something: a
+		// nil or error reply (e.g. a waiter's own empty pop) changed nothing.
+		keys := append(append([]dbKey(nil), st.precheck...), st.readBack...) // MOVE, COPY: the target too
+		if st.effect == effectSwapDB {
+			keys = append(keys, dbKey{st.swapA, anyKey}, dbKey{st.swapB, anyKey})
+		}
+		for _, sub := range st.sub {
+			if sub.effect == effectSwapDB {
+				keys = append(keys, dbKey{sub.swapA, anyKey}, dbKey{sub.swapB, anyKey})
+			}
+		}
+		touch := func(raw []byte) {
+			if !resp.IsNil(raw) && !resp.IsError(raw) {
+				p.touchedKeys = append(p.touchedKeys, keys...)
+			}
+		}
+		if st.sub != nil && st.watch != "" {
+			touch(*out) // run synchronously above
+		} else {
+			p.wrapLast(touch)
+		}
+	}
+	p.addIndexEffect(st)
+	if st.notifyChange {
+		p.refreshNotifyFlags()
+	}
+	if st.reprelude {
+		p.addPreludeToLibraries()
+	}
+	for _, k := range st.readBack {
+		p.unknown[k] = true
+		k := k
+		p.send(k.DB, [][]byte{[]byte("PEXPIRETIME"), []byte(k.Key)}, func(raw []byte) {
+			if at, ok := resp.Int(raw); ok {
+				p.f.index.set(k, unshift(at))
+			}
+		})
+	}
+	if st.expireNow {
+		p.addCondDel(st.readBack, t)
+	}
+}
+
+// addTransaction queues MULTI, the queued commands and EXEC; the client gets
+// EXEC's reply, with each queued command's reply rewritten as it would be
+// outside a transaction.
+func (p *pipeline) addTransaction(st *applyStep, out *[]byte) {
+	p.rememberScripts(st.sub)
+	p.send(st.db, st.args, nil)
+	for _, sub := range st.sub {
+		p.f.conn.Send(sub.args)
+		p.handlers = append(p.handlers, nil)
+	}
+	p.f.conn.Send([][]byte{[]byte("EXEC")})
+	p.handlers = append(p.handlers, func(raw []byte) { *out = p.finishExec(st, raw) })
+	p.f.conn.ForgetDB() // a SELECT inside the transaction may have moved it
+	p.afterTransaction(st)
+}
+
+// rememberScripts records the scripts a transaction's commands load.
+func (p *pipeline) rememberScripts(subs []applyStep) {
+	for _, sub := range subs {
+		if sub.script != "" {
+			p.f.scripts.remember(sub.script)
+		}
+		if sub.flushAll {
+			p.f.scripts.forget()
+		}
+	}
+}
+
+// finishExec applies the queued commands' reply rewrites and index effects
+// to EXEC's reply.
+func (p *pipeline) finishExec(st *applyStep, raw []byte) []byte {
+	items, err := resp.ArrayItems(raw)
+	if err != nil || len(items) != len(st.sub) {
+		return raw // aborted (nil) or an error
+	}
+	changed := false
+	for i, sub := range st.sub {
+		applyIndexEffect(p.f.index, &sub, items[i])
+		if sub.mapReply != nil {
+			items[i] = sub.mapReply(items[i])
+			changed = true
+		}
+	}
+	if !changed {
+		return raw
+	}
+	out := resp.ArrayHeader(len(items))
+	for _, it := range items {
+		out = append(out, it...)
+	}
+	return out
+}
+
+// afterTransaction makes later commands see a transaction's SWAPDB and
+// gives restored libraries their prelude.
+func (p *pipeline) afterTransaction(st *applyStep) {
+	swapped, restored, notify := false, false, false
+	for _, sub := range st.sub {
+		swapped = swapped || sub.effect == effectSwapDB
+		restored = restored || sub.reprelude
+		notify = notify || sub.notifyChange
+	}
+	if notify {
+		p.refreshNotifyFlags()
+	}
+	if swapped {
+		if err := p.run(); err != nil {
+			p.f.fatal(err)
+		}
+	}
+	if restored {
+		p.addPreludeToLibraries()
+	}
+}
+
+// addIndexEffect queues the index changes of FLUSHDB, FLUSHALL and SWAPDB,
+// made once the child has confirmed the command.
+func (p *pipeline) addIndexEffect(st *applyStep) {
+	if st.effect == effectNone {
+		return
+	}
+	step := *st
+	p.wrapLast(func(raw []byte) { applyIndexEffect(p.f.index, &step, raw) })
+	if st.effect == effectSwapDB {
+		// Later commands must see the swapped index.
+		if err := p.run(); err != nil {
+			p.f.fatal(err)
+		}
+	}
+}
+
+// applyIndexEffect changes the expiry index as a successful FLUSHDB,
+// FLUSHALL or SWAPDB did the child.
+func applyIndexEffect(idx *expiryIndex, st *applyStep, reply []byte) {
+	if resp.IsError(reply) {
+		return
+	}
+	switch st.effect {
+	case effectFlushDB:
+		idx.clear(st.db)
+	case effectFlushAll:
+		idx.clear(-1)
+	case effectSwapDB:
+		idx.swap(st.swapA, st.swapB)
+	}
+}
+
+// wrapLast chains h after the handler of the last queued command.
+func (p *pipeline) wrapLast(h func([]byte)) {
+	i := len(p.handlers) - 1
+	prev := p.handlers[i]
+	p.handlers[i] = func(raw []byte) {
+		if prev != nil {
+			prev(raw)
+		}
+		h(raw)
+	}
+}
+
+// dueKeys filters keys that may be due at t: recorded as due in the index,
+// or changed earlier in this pipeline.
+func (p *pipeline) dueKeys(keys []dbKey, t int64) []dbKey {
+	var out []dbKey
+	for _, k := range keys {
+		if p.unknown[k] || p.f.index.due(k, t) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// addCondDel queues the deletion, inside the child, of each key whose
+// deadline is at or before t, grouped by database, and updates the index
+// from what the child reports.
+func (p *pipeline) addCondDel(keys []dbKey, t int64) {
+	byDB := make(map[int][]dbKey)
+	var order []int
+	for _, k := range keys {
+		if _, ok := byDB[k.DB]; !ok {
+			order = append(order, k.DB)
+		}
+		byDB[k.DB] = append(byDB[k.DB], k)
+	}
+	for _, db := range order {
+		ks := byDB[db]
+		args := make([][]byte, 0, len(ks)+4)
+		args = append(args, []byte("EVAL"), []byte(condDelScript), []byte(strconv.Itoa(len(ks))))
+		for _, k := range ks {
+			args = append(args, []byte(k.Key))
+		}
+		args = append(args, []byte(strconv.FormatInt(t+deadlineShift, 10)))
+		flags := p.f.notifyFlags
+		if flags != "" {
+			args = append(args, []byte(flags), []byte(strconv.Itoa(db)))
+			p.send(db, [][]byte{[]byte("CONFIG"), []byte("SET"), []byte("notify-keyspace-events"), nil}, nil)
+		}
+		p.send(db, args, func(raw []byte) {
+			items, err := resp.ArrayItems(raw)
+			if err != nil || len(items) != len(ks) {
+				p.f.fatal(fmt.Errorf("unexpected expiry check reply %q", raw))
+			}
+			for i, it := range items {
+				at, _ := resp.Int(it)
+				p.f.index.set(ks[i], unshift(at))
+			}
+		})
+		if flags != "" {
+			p.send(db, [][]byte{[]byte("CONFIG"), []byte("SET"), []byte("notify-keyspace-events"), []byte(flags)}, nil)
+		}
+	}
+}
+
+// refreshNotifyFlags reads the child's notify-keyspace-events after a
+// change, synchronously, so later expiries in the same batch see it.
+func (p *pipeline) refreshNotifyFlags() {
+	if err := p.run(); err != nil {
+		p.f.fatal(err)
+	}
+	if err := p.f.loadNotifyFlags(); err != nil {
+		p.f.fatal(err)
+	}
+}
+
+// run flushes the queued commands and runs every reply handler in order.
+func (p *pipeline) run() error {
+	if len(p.handlers) == 0 {
+		return nil
+	}
+	if err := p.f.conn.Flush(); err != nil {
+		return err
+	}
+	for _, h := range p.handlers {
+		raw, err := p.f.conn.ReadReply()
+		if err != nil {
+			return err
+		}
+		if h != nil {
+			h(raw)
+		}
+	}
+	p.handlers = p.handlers[:0]
+	clear(p.unknown)
+	if len(p.touchedKeys) > 0 {
+		p.f.touched.report(p.touchedKeys)
+		p.touchedKeys = nil
+	}
+	return nil
+}
+
+// addCommand queues one command of an entry: internal WATCH commands are
+// applied at once, everything else is planned (rewrite.go) and queued.
+func (p *pipeline) addCommand(c *entryCmd, t int64, seed uint64, out *[]byte) {
+	if isWatchCommand(c) {
+		p.addWatchCommand(c, t, out)
+		return
+	}
+	st := planCommand(p.f.tbl, c, t, seed, p.f.script)
+	p.addStep(&st, t, out)
+}
+
+// addWatchCommand applies an internal WATCH or UNWATCH at a sync point, so
+// the watch's side connection sees exactly the log before it.
+func (p *pipeline) addWatchCommand(c *entryCmd, t int64, out *[]byte) {
+	if err := p.run(); err != nil {
+		p.f.fatal(err)
+	}
+	id := string(c.Args[1])
+	if string(c.Args[0]) == cmdUnwatch {
+		p.f.watches.drop(id)
+		*out = resp.OK
+		return
+	}
+	keys := make([]dbKey, 0, len(c.Args)-2)
+	for _, k := range c.Args[2:] {
+		keys = append(keys, dbKey{c.DB, string(k)})
+	}
+	if err := p.f.watches.add(id, keys, t); err != nil {
+		p.f.fatal(err)
+	}
+	*out = resp.OK
+}
+
+// addWatchedTransaction runs a transaction on its watch's side connection;
+// EXEC answers nil when a watched key changed (or the watch is unknown).
+func (p *pipeline) addWatchedTransaction(st *applyStep, id string, out *[]byte) {
+	if err := p.run(); err != nil {
+		p.f.fatal(err)
+	}
+	w := p.f.watches.take(id)
+	if w == nil || w.dirty {
+		if w != nil {
+			w.conn.Close()
+		}
+		*out = resp.NullArray
+		return
+	}
+	defer w.conn.Close()
+	p.rememberScripts(st.sub)
+	raw, err := w.exec(st)
+	if err != nil {
+		p.f.fatal(err)
+	}
+	*out = p.finishExec(st, raw)
+	p.afterTransaction(st)
+}
+
+// addPreludeToLibraries gives every loaded library without the prelude one
+// (after FUNCTION RESTORE). It runs synchronously in the apply path.
+func (p *pipeline) addPreludeToLibraries() {
+	if err := p.run(); err != nil {
+		p.f.fatal(err)
+	}
+	raw, err := p.f.conn.Do("FUNCTION", "LIST", "WITHCODE")
+	if err != nil {
+		p.f.fatal(err)
+	}
+	v, _ := resp.Parse(raw)
+	libs, _ := v.([]any)
+	for _, lib := range libs {
+		fields, _ := lib.([]any)
+		for i := 0; i+1 < len(fields); i += 2 {
+			if resp.AsString(fields[i]) != "library_code" {
+				continue
+			}
+			code := resp.AsString(fields[i+1])
+			if strings.Contains(code, functionPreludeMarker) {
+				continue
+			}
+			if _, err := p.f.conn.Do("FUNCTION", "LOAD", "REPLACE", libraryWithPrelude(code)); err != nil {
+				p.f.fatal(err)
+			}
+		}
+	}
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redraft/redraft/internal/redisconn"
+	"github.com/redraft/redraft/internal/resp"
+)
+
+// consistency is the --consistency level of reads.
+type consistency int
+
+const (
+	// consistencyLow: any node answers from its own child.
+	consistencyLow consistency = iota
+	// consistencyMedium: only a leader that has applied its barrier answers,
+	// without contacting the others for each read.
+	consistencyMedium
+	// consistencyHigh: linearizable reads (ReadIndex, batched).
+	consistencyHigh
+)
+
+var consistencyNames = [...]string{"low", "medium", "high"}
+
+// String is the level's flag value.
+func (c consistency) String() string { return consistencyNames[c] }
+
+// parseConsistency reads a --consistency value.
+func parseConsistency(s string) (consistency, error) {
+	for i, n := range consistencyNames {
+		if s == n {
+			return consistency(i), nil
+		}
+	}
+	return 0, fmt.Errorf("--consistency must be low, medium or high, not %q", s)
+}
+
+// errChild wraps a failure of a connection to the child.
+var errChild = errors.New("redis-server connection failed")
+
+// readPath serves reads from pooled connections to the local child after
+// the --consistency check, and makes sure no read sees a key past its
+// deadline.
+type readPath struct {
+	level    consistency
+	node     *node
+	fsm      *fsm
+	proposer *proposer
+	pool     *redisconn.Pool
+	index    *readIndexer
+	tbl      *commandTable
+	wall     func() int64
+}
+
+// run serves a run of reads in db: one consistency check, one round trip.
+func (r *readPath) run(ctx context.Context, db int, run []resp.Command) ([][]byte, error) {
+	steps := make([]redisconn.Step, len(run))
+	now := r.wall()
+	for i, c := range run {
+		steps[i] = planRead(r.tbl.lookup(c.Args).Info, c.Args, now, r.fsm.script)
+	}
+	return r.steps(ctx, db, steps, true)
+}
+
+// ttl answers TTL, PTTL, EXPIRETIME or PEXPIRETIME of key against the local
+// clock (deadlines are stored shifted in the child).
+func (r *readPath) ttl(ctx context.Context, db int, name string, key []byte) []byte {
+	replies, err := r.steps(ctx, db, []redisconn.Step{{Args: ttlCommand(name, key, r.wall())}}, true)
+	if err != nil {
+		return errorReply(err)
+	}
+	return replies[0]
+}
+
+// local runs one command on a child connection with no consistency check.
+func (r *readPath) local(ctx context.Context, db int, args [][]byte) []byte {
+	return r.localStep(ctx, db, redisconn.Step{Args: args})
+}
+
+// localStep runs one step on a child connection with no consistency check.
+func (r *readPath) localStep(ctx context.Context, db int, st redisconn.Step) []byte {
+	replies, err := r.steps(ctx, db, []redisconn.Step{st}, false)
+	if err != nil {
+		return errorReply(err)
+	}
+	return replies[0]
+}
+
+// localStrings is local for a command given as strings, in database 0.
+func (r *readPath) localStrings(args ...string) []byte {
+	b := make([][]byte, len(args))
+	for i, a := range args {
+		b[i] = []byte(a)
+	}
+	return r.local(context.Background(), 0, b)
+}
+
+// steps checks consistency (when checked), makes sure nothing past its
+// deadline is visible, and runs steps on a pooled child connection.
+func (r *readPath) steps(ctx context.Context, db int, steps []redisconn.Step, checked bool) ([][]byte, error) {
+	if checked {
+		if err := r.allowed(ctx); err != nil {
+			return nil, err
+		}
+		if err := r.hideExpired(ctx); err != nil {
+			return nil, err
+		}
+	}
+	c, err := r.pool.Get()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errChild, err)
+	}
+	out, err := c.Run(db, steps)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%w: %w", errChild, err)
+	}
+	r.pool.Put(c)
+	return out, nil
+}
+
+// allowed applies --consistency: nil means the read may be served here.
+func (r *readPath) allowed(ctx context.Context) error {
+	if r.level == consistencyLow {
+		return nil
+	}
+	if err := r.node.waitReady(ctx); err != nil {
+		return err
+	}
+	if r.level == consistencyMedium {
+		return nil
+	}
+	vctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	return r.index.verify(vctx)
+}
+
+// hideExpired makes sure no key past its deadline is visible before a read:
+// the leader sweeps due keys through the log; a follower waits for the
+// leader's sweep to reach it.
+func (r *readPath) hideExpired(ctx context.Context) error {
+	if !r.proposer.dueNow(r.wall()) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if r.node.isLeader() {
+		return r.proposer.sweep(ctx)
+	}
+	wait, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for r.proposer.dueNow(r.wall()) {
+		if err := r.fsm.waitApplied(wait, r.fsm.appliedIndex()+1); err != nil {
+			return r.node.leaderError()
+		}
+	}
+	return nil
+}
+
+// readIndexer batches linearizable reads: every read waiting when a round
+// starts shares one VerifyLeader, then waits until the applied index reaches
+// the commit index taken at the start of that round.
+type readIndexer struct {
+	node    *node
+	fsm     *fsm
+	mu      sync.Mutex
+	waiters []chan readRound
+	running bool
+}
+
+type readRound struct {
+	commit uint64
+	err    error
+}
+
+// verify blocks until a read started now may be served linearizably.
+func (r *readIndexer) verify(ctx context.Context) error {
+	ch := make(chan readRound, 1)
+	r.mu.Lock()
+	r.waiters = append(r.waiters, ch)
+	if !r.running {
+		r.running = true
+		go r.loop()
+	}
+	r.mu.Unlock()
+	select {
+	case res := <-ch:
+		if res.err != nil {
+			return res.err
+		}
+		return r.waitApplied(ctx, res.commit)
+	case <-ctx.Done():
+		return ErrTimeout
+	}
+}
+
+// waitApplied waits until index idx is applied. Entries that never reach
+// the FSM (a new leader's no-op, barriers, configuration changes) advance
+// only Raft's own applied index, so both are consulted.
+func (r *readIndexer) waitApplied(ctx context.Context, idx uint64) error {
+	for {
+		if r.fsm.appliedIndex() >= idx || r.node.raftApplied() >= idx {
+			return nil
+		}
+		wait, cancel := context.WithTimeout(ctx, 2*time.Millisecond)
+		err := r.fsm.waitApplied(wait, idx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ErrTimeout
+		}
+	}
+}
+
+// loop runs rounds while reads are waiting.
+func (r *readIndexer) loop() {
+	for {
+		r.mu.Lock()
+		waiters := r.waiters
+		r.waiters = nil
+		if len(waiters) == 0 {
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		commit, err := r.node.verifyLeader()
+		for _, w := range waiters {
+			w <- readRound{commit: commit, err: err}
+		}
+	}
+}

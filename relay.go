@@ -1,0 +1,119 @@
+package main
+
+import (
+	"time"
+
+	"github.com/redraft/redraft/internal/redisconn"
+	"github.com/redraft/redraft/internal/resp"
+)
+
+// With --follower-proxy a follower relays what it may not serve (writes,
+// and reads above --consistency low) to the leader over a connection of the
+// client's own, so pipelines keep their order, SELECT its database, and
+// WATCH/MULTI/EXEC their atomicity (the whole transaction is sent as one
+// pipeline on that connection). route (commands.go) decides what is
+// relayed.
+
+// relaying reports whether requests that need the leader must be relayed
+// to it: --follower-proxy is on, this node is a follower, and a leader is
+// known.
+func (s *server) relaying() bool {
+	if !s.followerProxy || s.node.isLeader() {
+		return false
+	}
+	addr := s.node.leaderAddr()
+	return addr != "" && addr != s.node.id
+}
+
+// relayRun sends cmds to the leader on the client's relay connection and
+// returns the leader's replies. skip leading replies are dropped (MULTI's
+// OK and the QUEUED answers of a relayed transaction). limit bounds the
+// wait for the leader's answer (0: none, for a blocking command that may
+// wait forever).
+func (s *server) relayRun(cl *client, cmds [][][]byte, skip int, limit time.Duration) [][]byte {
+	fail := func(msg string) [][]byte {
+		out := make([][]byte, len(cmds)-skip)
+		for i := range out {
+			out[i] = resp.Error("ERR cannot reach the leader: " + msg)
+		}
+		return out
+	}
+	c, err := s.relayConn(cl)
+	if err != nil {
+		return fail(err.Error())
+	}
+	if limit > 0 {
+		_ = c.SetDeadline(time.Now().Add(limit))
+		defer c.SetDeadline(time.Time{})
+	}
+	selected := c.SelectDB(cl.db)
+	for _, args := range cmds {
+		c.Send(args)
+	}
+	err = c.Flush()
+	if err == nil && selected {
+		_, err = c.ReadReply()
+	}
+	out := make([][]byte, 0, len(cmds))
+	for i := 0; err == nil && i < len(cmds); i++ {
+		var raw []byte
+		if raw, err = c.ReadReply(); err == nil && i >= skip {
+			out = append(out, raw)
+		}
+	}
+	if err != nil {
+		c.Close()
+		cl.relay = nil
+		return fail(err.Error())
+	}
+	return out
+}
+
+// relayConn returns the client's connection to the current leader,
+// replacing one to a former leader.
+func (s *server) relayConn(cl *client) (*redisconn.Conn, error) {
+	leader := s.node.leaderAddr()
+	if cl.relay != nil && cl.relayTo != leader {
+		cl.relay.Close()
+		cl.relay = nil
+	}
+	if cl.relay == nil {
+		c, err := redisconn.Dial("tcp", leader, 3*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		cl.relay, cl.relayTo = c, leader
+	}
+	return cl.relay, nil
+}
+
+// relayBlocking relays a blocking call; the leader does the waiting, for
+// as long as it takes. A client that leaves ends the wait by closing the
+// relay connection.
+func (s *server) relayBlocking(cl *client, args [][]byte) []byte {
+	c, err := s.relayConn(cl)
+	if err != nil {
+		return resp.Error("ERR cannot reach the leader: " + err.Error())
+	}
+	gone, stop := cl.watchDeparture()
+	defer stop()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-gone:
+			c.Close()
+		case <-done:
+		}
+	}()
+	return s.relayRun(cl, [][][]byte{args}, 0, 0)[0]
+}
+
+// argsOf lists the arguments of commands.
+func argsOf(cmds []entryCmd) [][][]byte {
+	out := make([][][]byte, len(cmds))
+	for i, c := range cmds {
+		out[i] = c.Args
+	}
+	return out
+}

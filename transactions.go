@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/redraft/redraft/internal/command"
+	"github.com/redraft/redraft/internal/resp"
+)
+
+// MULTI queues commands in the front end; EXEC proposes the whole queue as
+// one log entry, which every child runs as one MULTI/EXEC. WATCH travels
+// through the log and is decided by each child (watch.go).
+
+// transaction is a connection's MULTI state.
+type transaction struct {
+	queue []entryCmd
+	dirty bool // a queued command was rejected: EXEC aborts
+	db    int  // database queued commands run in (SELECT inside MULTI)
+}
+
+// multi answers MULTI.
+func (s *server) multi(_ context.Context, cl *client, _ [][]byte) []byte {
+	if cl.tx != nil {
+		return resp.Error("ERR MULTI calls can not be nested")
+	}
+	cl.tx = &transaction{db: cl.db}
+	return resp.OK
+}
+
+// queue checks a command sent inside MULTI and queues it.
+func (s *server) queue(cl *client, ci *commandInfo, args [][]byte) []byte {
+	reply := s.check(ci, args)
+	if reply == nil && !ci.queueable() && !ci.isBlockingCall(args) {
+		// Blocking calls are queued: the child runs them as non-blocking
+		// ones inside the transaction, as Redis does.
+		reply = resp.Error(fmt.Sprintf("ERR command '%s' cannot be used inside MULTI on redraft", ci.Name))
+	}
+	if reply != nil {
+		cl.tx.dirty = true
+		return reply
+	}
+	owned := make([][]byte, len(args))
+	for i, a := range args {
+		owned[i] = append([]byte(nil), a...)
+	}
+	cl.tx.queue = append(cl.tx.queue, entryCmd{DB: cl.tx.db, Args: owned})
+	if ci.Name == "select" {
+		// Commands queued after it run in that database.
+		if db, ok := validDB(args[1]); ok {
+			cl.tx.db = db
+		}
+	}
+	return resp.Status("QUEUED")
+}
+
+// validDB parses a database number SELECT accepts.
+func validDB(arg []byte) (int, bool) {
+	db, err := strconv.Atoi(string(arg))
+	return db, err == nil && db >= 0 && db < 16
+}
+
+// exec answers EXEC: the queued transaction is proposed as one log entry.
+func (s *server) exec(ctx context.Context, cl *client, _ [][]byte) []byte {
+	tx := cl.tx
+	if tx == nil {
+		return resp.Error("ERR EXEC without MULTI")
+	}
+	cl.tx = nil
+	if tx.dirty || len(tx.queue) == 0 {
+		if cl.watching {
+			s.unwatch(ctx, cl)
+		}
+		if tx.dirty {
+			return resp.Error("EXECABORT Transaction discarded because of previous errors.")
+		}
+		return resp.ArrayHeader(0)
+	}
+	if s.relaying() {
+		cmds := append([][][]byte{{[]byte("MULTI")}}, argsOf(tx.queue)...)
+		cmds = append(cmds, [][]byte{[]byte("EXEC")})
+		return s.relayRun(cl, cmds, len(tx.queue)+1, requestTimeout)[0]
+	}
+	execArgs := [][]byte{[]byte("EXEC")}
+	if cl.watching {
+		execArgs = append(execArgs, []byte(watchID(s.node.id, s.epoch, cl.id)))
+		cl.watching = false
+	}
+	replies, err := s.proposer.write(ctx, []entryCmd{{DB: cl.db, Args: execArgs, Sub: tx.queue}})
+	if err != nil {
+		return errorReply(err)
+	}
+	if reply := replies[0]; len(reply) > 0 && reply[0] == '*' {
+		for _, c := range tx.queue {
+			if command.Lower(c.Args[0]) == "select" {
+				if db, ok := validDB(c.Args[1]); ok {
+					cl.db = db
+				}
+			}
+		}
+	}
+	return replies[0]
+}
+
+// discard answers DISCARD.
+func (s *server) discard(ctx context.Context, cl *client, _ [][]byte) []byte {
+	if cl.tx == nil {
+		return resp.Error("ERR DISCARD without MULTI")
+	}
+	cl.tx = nil
+	s.unwatch(ctx, cl)
+	return resp.OK
+}
+
+// watch answers WATCH key...: recorded through the log.
+func (s *server) watch(ctx context.Context, cl *client, args [][]byte) []byte {
+	if cl.tx != nil {
+		return resp.Error("ERR WATCH inside MULTI is not allowed")
+	}
+	keys := args[1:]
+	watchArgs := append([][]byte{[]byte(cmdWatch), []byte(watchID(s.node.id, s.epoch, cl.id))}, keys...)
+	replies, err := s.proposer.write(ctx, []entryCmd{{DB: cl.db, Args: watchArgs}})
+	if err != nil {
+		return errorReply(err)
+	}
+	if string(replies[0]) == string(resp.OK) {
+		cl.watching = true
+	}
+	return replies[0]
+}
+
+// unwatchCommand answers UNWATCH.
+func (s *server) unwatchCommand(ctx context.Context, cl *client, _ [][]byte) []byte {
+	s.unwatch(ctx, cl)
+	return resp.OK
+}
+
+// unwatch drops this client's WATCH, if any: on the leader through the
+// relay connection, and through the log.
+func (s *server) unwatch(ctx context.Context, cl *client) {
+	if cl.relay != nil {
+		s.relayRun(cl, [][][]byte{{[]byte("UNWATCH")}}, 0, requestTimeout)
+	}
+	if !cl.watching {
+		return
+	}
+	cl.watching = false
+	s.proposer.write(ctx, []entryCmd{{DB: cl.db, Args: [][]byte{[]byte(cmdUnwatch), []byte(watchID(s.node.id, s.epoch, cl.id))}}})
+}
