@@ -1,12 +1,38 @@
 # redraft: see README.md.
 GO ?= go
 
-.PHONY: all build test unit cluster bench vet run clean
+.PHONY: all build test unit cluster bench vet run clean release docker
+
+# Version stamped into the binary (internal/version). Override on the
+# command line or in the environment, e.g. make release VERSION=v1.2.0.
+VERSION := $(or $(VERSION),$(shell git describe --tags --always --dirty 2>/dev/null),dev)
+COMMIT := $(or $(COMMIT),$(shell git rev-parse HEAD 2>/dev/null))
+BUILD_DATE := $(or $(BUILD_DATE),$(shell date -u +%Y-%m-%dT%H:%M:%SZ))
+VERSION_PKG := github.com/redraft/redraft/internal/version
+LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
+RELEASE_PLATFORMS := linux/amd64 linux/arm64
 
 all: build
 
 build:
-	$(GO) build -o redraft .
+	$(GO) build -ldflags '$(LDFLAGS)' -o redraft .
+
+# Static binaries (no cgo) for each platform in dist/, with SHA256SUMS.
+release:
+	rm -rf dist
+	mkdir -p dist
+	set -e; for p in $(RELEASE_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; out=dist/redraft-$(VERSION)-$$os-$$arch; \
+		echo "build $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $$out .; \
+	done
+	cd dist && sha256sum redraft-* > SHA256SUMS
+	cat dist/SHA256SUMS
+
+# Container image with Debian's redis-server (see Dockerfile).
+docker:
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
+		--build-arg BUILD_DATE=$(BUILD_DATE) -t redraft:$(VERSION) .
 
 vet:
 	$(GO) vet ./...
@@ -15,11 +41,11 @@ vet:
 # Unit tests (with the race detector), then the cluster tests, which start the
 # real binary and real redis-servers one package at a time.
 test: vet
-	$(GO) test -race -count=1 .
+	$(GO) test -race -count=1 . ./internal/...
 	$(GO) test -count=1 -p 1 -timeout 20m ./tests/
 
 unit:
-	$(GO) test -race -count=1 .
+	$(GO) test -race -count=1 . ./internal/...
 
 cluster:
 	$(GO) test -count=1 -p 1 -timeout 20m -v ./tests/
@@ -31,4 +57,4 @@ run: build
 	./redraft
 
 clean:
-	rm -rf redraft data data2 data3
+	rm -rf redraft data data2 data3 dist
