@@ -12,21 +12,13 @@ import (
 // expiry index and the conditional delete that expires keys. Nothing in the
 // apply path reads the wall clock; the proposer's clock is injected.
 
-// logClock hands out the time T stamped on each new entry: the wall clock,
-// but never less than any T already proposed or applied, so T never
+// nextT is the rule for the time T of a new entry: the proposer's clock
+// now, but never less than any T already proposed or applied, so T never
 // decreases, also across leader changes (a new leader proposes only after
-// applying everything before its term).
-type logClock struct {
-	wall    func() int64 // the local clock in ms
-	applied func() int64 // T of the last applied entry
-	last    int64        // the last T handed out
-}
-
-// next returns the T for a new entry.
-func (c *logClock) next() int64 {
-	t := max(c.wall(), c.last, c.applied())
-	c.last = t
-	return t
+// applying everything before its term). The proposer reads the clock; this
+// file never does.
+func nextT(now, lastProposed, lastApplied int64) int64 {
+	return max(now, lastProposed, lastApplied)
 }
 
 // deadlineShift (D) is added to every deadline stored in a child, so that no

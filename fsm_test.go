@@ -92,7 +92,7 @@ func TestFSMApply(t *testing.T) {
 func TestFSMTransactionEvalshaUnknown(t *testing.T) {
 	f, _ := newTestFSM(t)
 	r := applyCmds(t, f, testT, tx(argv("EVALSHA", "0123456789012345678901234567890123456789", "0"), argv("SET", "a", "1")))
-	items, err := readArrayItems(r[0])
+	items, err := resp.ArrayItems(r[0])
 	if err != nil {
 		t.Fatalf("EXEC reply %q: %v", r[0], err)
 	}
@@ -112,7 +112,7 @@ func TestFSMTransactionScriptLoad(t *testing.T) {
 	body := "return 42"
 	sha := scriptSHA(body)
 	r := applyCmds(t, f, testT, tx(argv("SCRIPT", "LOAD", body)))
-	items, err := readArrayItems(r[0])
+	items, err := resp.ArrayItems(r[0])
 	if err != nil || len(items) != 1 {
 		t.Fatalf("EXEC reply %q", r[0])
 	}

@@ -13,15 +13,16 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only with -pprof
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,133 +32,49 @@ import (
 
 	"github.com/redraft/redraft/internal/child"
 	"github.com/redraft/redraft/internal/command"
+	conf "github.com/redraft/redraft/internal/config"
 	"github.com/redraft/redraft/internal/logging"
 	"github.com/redraft/redraft/internal/mux"
 	"github.com/redraft/redraft/internal/redisconn"
 	"github.com/redraft/redraft/internal/resp"
+	"github.com/redraft/redraft/internal/sdnotify"
+	"github.com/redraft/redraft/internal/version"
 )
 
-// config holds the command-line flags.
-type config struct {
-	port              int
-	dir               string
-	join              string
-	advertise         string
-	bind              string
-	consistency       consistency
-	backend           string
-	durability        string
-	loglevel          string
-	redisServer       string
-	snapshotThreshold uint64
-	trailingLogs      uint64
-	snapshotInterval  time.Duration
-	maxMemory         int64
-	followerProxy     bool
-	pprof             string
-}
-
-// parseFlags reads and checks the command line.
-func parseFlags(args []string) (*config, error) {
-	c := &config{}
-	var consistencyName, maxMemory string
-	fs := flag.NewFlagSet("redraft", flag.ContinueOnError)
-	fs.IntVar(&c.port, "p", 7481, "port for Redis clients and Raft peers")
-	fs.StringVar(&c.dir, "dir", "data", "data directory (Raft log, snapshots, child socket)")
-	fs.StringVar(&c.join, "join", "", "address of a member to join (host:port, or a bare port on 127.0.0.1)")
-	fs.StringVar(&c.advertise, "advertise", "", "address peers and clients use to reach this node (default 127.0.0.1:PORT); also the node ID")
-	fs.StringVar(&c.bind, "bind", "127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)")
-	fs.StringVar(&consistencyName, "consistency", "medium", "read consistency: low (any node), medium (leader), high (linearizable)")
-	fs.StringVar(&c.backend, "backend", "wal", "Raft log store: wal, bolt or inmem")
-	fs.StringVar(&c.durability, "durability", "high", "log fsync: high (before acknowledging), medium (every second), low (left to the OS)")
-	fs.StringVar(&c.loglevel, "loglevel", "notice", "log level: quiet, warning, notice, verbose, debug")
-	fs.StringVar(&c.redisServer, "redis-server", "", "path of the redis-server executable (default: beside redraft, then $PATH)")
-	fs.Uint64Var(&c.snapshotThreshold, "snapshot-threshold", 8192, "log entries between automatic snapshots")
-	fs.Uint64Var(&c.trailingLogs, "trailing-logs", 10240, "log entries kept after a snapshot for slow followers")
-	fs.DurationVar(&c.snapshotInterval, "snapshot-interval", 10*time.Second, "how often (randomised up to twice this) to check whether -snapshot-threshold entries have accumulated")
-	fs.StringVar(&maxMemory, "maxmemory", "0", "refuse writes that grow memory (-OOM) above this many bytes (e.g. 512mb); 0 for no limit")
-	fs.BoolVar(&c.followerProxy, "follower-proxy", false, "followers relay writes (and reads they may not serve) to the leader instead of answering -TRY")
-	fs.StringVar(&c.pprof, "pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off by default")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	var err error
-	if c.consistency, err = parseConsistency(consistencyName); err != nil {
-		return nil, err
-	}
-	if c.maxMemory, err = parseBytes(maxMemory); err != nil {
-		return nil, fmt.Errorf("-maxmemory: %w", err)
-	}
-	if !oneOf(c.durability, "low", "medium", "high") {
-		return nil, fmt.Errorf("-durability must be low, medium or high, not %q", c.durability)
-	}
-	if !oneOf(c.backend, "wal", "bolt", "inmem") {
-		return nil, fmt.Errorf("-backend must be wal, bolt or inmem, not %q", c.backend)
-	}
-	if _, ok := logLevels[c.loglevel]; !ok {
-		return nil, fmt.Errorf("-loglevel must be quiet, warning, notice, verbose or debug, not %q", c.loglevel)
-	}
-	if c.port <= 0 || c.port > 65535 {
-		return nil, fmt.Errorf("-p must be a port number, not %d", c.port)
-	}
-	if c.advertise == "" {
-		c.advertise = "127.0.0.1:" + strconv.Itoa(c.port)
-	}
-	return c, nil
-}
-
-func oneOf(v string, options ...string) bool {
-	for _, o := range options {
-		if v == o {
-			return true
-		}
-	}
-	return false
-}
-
-// logLevels maps -loglevel to slog levels; quiet shows errors only.
-var logLevels = map[string]slog.Level{
-	"quiet": slog.LevelError, "warning": logging.LevelWarning, "notice": logging.LevelNotice,
-	"verbose": logging.LevelVerbose, "debug": logging.LevelDebug - 4,
-}
-
-// parseBytes reads sizes such as 100, 64kb, 512mb, 2gb.
-func parseBytes(s string) (int64, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	mult := int64(1)
-	for suffix, m := range map[string]int64{"kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "k": 1000, "m": 1000 * 1000, "g": 1000 * 1000 * 1000} {
-		if strings.HasSuffix(s, suffix) && len(suffix) > 0 {
-			if _, err := strconv.ParseInt(strings.TrimSuffix(s, suffix), 10, 64); err == nil {
-				s, mult = strings.TrimSuffix(s, suffix), m
-				break
-			}
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
-}
-
 func main() {
-	cfg, err := parseFlags(os.Args[1:])
+	cfg, _, err := parseConfig(os.Args[1:], os.Environ(), versionText)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, conf.ErrHelp) || errors.Is(err, conf.ErrVersion) {
 			os.Exit(0)
 		}
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintln(os.Stderr, "redraft:", line)
+		}
+		os.Exit(2)
+	}
+	level, _ := logging.ParseLevel(cfg.loglevel)
+	log, err := logging.New(os.Stderr, logging.Options{Level: level, Format: cfg.logFormat})
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "redraft:", err)
 		os.Exit(2)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevels[cfg.loglevel]}))
 	if err := run(cfg, log); err != nil {
 		log.Error("redraft stopped", "err", err)
 		fmt.Fprintln(os.Stderr, "redraft:", err)
 		os.Exit(1)
 	}
+}
+
+// versionText is what --version prints: redraft's version, the Go version,
+// and the redis-server it would run.
+func versionText() string {
+	server := "redis-server: not found"
+	if path, err := child.FindServer(""); err == nil {
+		if out, err := exec.Command(path, "--version").Output(); err == nil {
+			server = strings.TrimSpace(string(out)) + " (" + path + ")"
+		}
+	}
+	return fmt.Sprintf("%s\n%s %s/%s\n%s", version.String(), runtime.Version(), runtime.GOOS, runtime.GOARCH, server)
 }
 
 // wallClockMS is the local clock in ms. It is handed to the front end (TTL
@@ -229,6 +146,8 @@ func run(cfg *config, log *slog.Logger) error {
 	log.Info("redraft ready", "addr", ln.Addr().String(), "id", cfg.advertise,
 		"consistency", cfg.consistency.String(), "backend", cfg.backend, "durability", cfg.durability, "redis-server", redisPath)
 	startJoin(cfg, hasState, ln, log)
+	notify := sdnotify.FromEnv()
+	_ = notify.Ready("serving on " + ln.Addr().String())
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -241,6 +160,7 @@ func run(cfg *config, log *slog.Logger) error {
 	case err := <-serveErr:
 		result = fmt.Errorf("client listener stopped: %w", err)
 	}
+	_ = notify.Stopping()
 	shutdown(s, n, m, stop, log)
 	return result
 }
@@ -314,7 +234,7 @@ func startNode(cfg *config, dir string, f *fsm, layer raft.StreamLayer, log *slo
 	if err != nil {
 		return nil, false, err
 	}
-	if !hasState && cfg.join == "" {
+	if !hasState && len(cfg.join) == 0 {
 		if err := n.bootstrap(); err != nil {
 			n.close()
 			return nil, false, err
@@ -327,9 +247,9 @@ func startNode(cfg *config, dir string, f *fsm, layer raft.StreamLayer, log *slo
 // already has Raft state (then its data directory decides membership).
 func startJoin(cfg *config, hasState bool, ln net.Listener, log *slog.Logger) {
 	switch {
-	case hasState && cfg.join != "":
+	case hasState && len(cfg.join) > 0:
 		log.Info("existing Raft state found; -join is ignored and the node rejoins its cluster")
-	case !hasState && cfg.join != "":
+	case !hasState && len(cfg.join) > 0:
 		go func() {
 			if err := joinCluster(cfg.join, cfg.advertise, log); err != nil {
 				log.Error("join failed", "err", err)

@@ -31,6 +31,20 @@ type proposal struct {
 	done    chan struct{}
 }
 
+// logClock hands out the T of each new entry (nextT in clock.go) from the
+// local clock.
+type logClock struct {
+	wall    func() int64 // the local clock in ms
+	applied func() int64 // T of the last applied entry
+	last    int64        // the last T handed out
+}
+
+// next returns the T for a new entry.
+func (c *logClock) next() int64 {
+	c.last = nextT(c.wall(), c.last, c.applied())
+	return c.last
+}
+
 // proposer is the single place where entries enter the log. It coalesces
 // concurrent proposals into one entry (group commit), stamps each entry
 // with the log time T, and proposes sweeps of keys past their deadline.

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb"
 	wal "github.com/hashicorp/raft-wal"
@@ -61,7 +60,7 @@ type raftOptions struct {
 // newNode opens the stores and starts Raft on the given stream layer. It
 // reports whether Raft state existed already.
 func newNode(opts raftOptions, f *fsm, layer raft.StreamLayer, log *slog.Logger) (*node, bool, error) {
-	hlog := newHCLogger(log.With("src", "raft"))
+	hlog := logging.NewHCLogger(log.With("src", "raft"))
 	cfg := raft.DefaultConfig()
 	cfg.LocalID = raft.ServerID(opts.advertise)
 	cfg.Logger = hlog
@@ -418,41 +417,20 @@ func normalizeAddr(a string) (string, error) {
 	return a, nil
 }
 
-// hcLogger adapts hashicorp/raft's hclog output to log/slog.
-func newHCLogger(log *slog.Logger) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{
-		Name:   "raft",
-		Level:  hclog.Debug,
-		Output: &slogWriter{log: log},
-	})
-}
-
-// slogWriter parses hclog's "[LEVEL] name: message" lines into slog records.
-type slogWriter struct{ log *slog.Logger }
-
-// Write logs one hclog line.
-func (w *slogWriter) Write(p []byte) (int, error) {
-	line := strings.TrimSpace(string(p))
-	level := slog.LevelInfo
-	for tag, l := range map[string]slog.Level{"[ERROR]": slog.LevelError, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelInfo, "[DEBUG]": slog.LevelDebug, "[TRACE]": logging.LevelDebug - 4} {
-		if i := strings.Index(line, tag); i >= 0 {
-			level = l
-			line = strings.TrimSpace(line[i+len(tag):])
-			break
+// joinCluster asks the members at targets, in turn, to add self,
+// following -TRY redirects to the leader, until one succeeds or 2 minutes
+// pass.
+func joinCluster(targets []string, self string, log *slog.Logger) error {
+	addrs := make([]string, len(targets))
+	for i, t := range targets {
+		a, err := normalizeAddr(t)
+		if err != nil {
+			return fmt.Errorf("-join: %w", err)
 		}
-	}
-	w.log.Log(context.Background(), level, line)
-	return len(p), nil
-}
-
-// joinCluster asks the member at target to add self, following -TRY
-// redirects to the leader, until it succeeds.
-func joinCluster(target, self string, log *slog.Logger) error {
-	addr, err := normalizeAddr(target)
-	if err != nil {
-		return fmt.Errorf("-join: %w", err)
+		addrs[i] = a
 	}
 	deadline := time.Now().Add(2 * time.Minute)
+	addr := addrs[0]
 	for attempt := 1; ; attempt++ {
 		reply, err := sendCommand(addr, "RAFTADDPEER", self)
 		switch {
@@ -464,13 +442,11 @@ func joinCluster(target, self string, log *slog.Logger) error {
 			continue
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("could not join via %s: %v %s", target, err, reply)
+			return fmt.Errorf("could not join via %s: %v %s", strings.Join(targets, ","), err, reply)
 		}
 		log.Warn("join attempt failed; retrying", "via", addr, "attempt", attempt, "err", err, "reply", reply)
 		time.Sleep(500 * time.Millisecond)
-		if a, err := normalizeAddr(target); err == nil && attempt%4 == 0 {
-			addr = a
-		}
+		addr = addrs[attempt%len(addrs)]
 	}
 }
 

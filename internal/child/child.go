@@ -22,6 +22,7 @@ import (
 
 	"github.com/redraft/redraft/internal/logging"
 	"github.com/redraft/redraft/internal/redisconn"
+	"github.com/redraft/redraft/internal/sdnotify"
 )
 
 // Process is a supervised redis-server listening only on a unix socket.
@@ -131,7 +132,7 @@ func Start(path, dir, sock string, args []string, log *slog.Logger) (*Process, e
 	go func() {
 		runtime.LockOSThread()
 		cmd := exec.Command(path, args...)
-		cmd.Env = append(os.Environ(), "LC_ALL=C")
+		cmd.Env = append(sdnotify.ChildEnv(os.Environ()), "LC_ALL=C")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -213,17 +214,11 @@ func forwardChildLog(r io.Reader, log *slog.Logger) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		level, msg := slog.LevelInfo, line
+		level, msg := logging.LevelNotice, line
 		// "pid:R 26 Nov 2026 05:00:00.000 * message"
-		if fields := strings.SplitN(line, " ", 7); len(fields) == 7 {
-			msg = fields[6]
-			switch fields[5] {
-			case "#":
-				level = slog.LevelWarn
-			case "-":
-				level = logging.LevelVerbose
-			case ".":
-				level = slog.LevelDebug
+		if fields := strings.SplitN(line, " ", 7); len(fields) == 7 && len(fields[5]) == 1 {
+			if l, ok := logging.RedisLevel(fields[5][0]); ok {
+				level, msg = l, fields[6]
 			}
 		}
 		log.Log(context.Background(), level, msg)

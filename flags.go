@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	conf "github.com/redraft/redraft/internal/config"
+	"github.com/redraft/redraft/internal/logging"
+)
+
+// config is the node's configuration: every option, declared once in
+// declareOptions and read from flags, REDRAFT_* environment variables and
+// a --config file (in that order of precedence).
+type config struct {
+	port              int
+	dir               string
+	join              []string
+	advertise         string
+	bind              string
+	consistency       consistency
+	backend           string
+	durability        string
+	loglevel          string
+	logFormat         string
+	redisServer       string
+	snapshotThreshold uint64
+	trailingLogs      uint64
+	snapshotInterval  time.Duration
+	maxMemory         int64
+	followerProxy     bool
+	pprof             string
+}
+
+// usage heads the -h output.
+const usage = `redraft runs redis-server under Raft: one port for Redis clients and peers,
+every write through a replicated log, applied to each node's own child.
+
+Usage: redraft [options]
+
+Examples:
+  redraft                                  # one node on 127.0.0.1:7481, data in ./data
+  redraft -p 7482 -dir data2 -join 7481    # a second node joins the first
+  redraft --config /etc/redraft/redraft.conf
+
+Options can be given as flags (-name value, --name=value), as environment
+variables (REDRAFT_NAME, dashes as underscores) or in a --config file (one
+"name value" per line, as in redis.conf). Flags win over the environment,
+which wins over the file.
+`
+
+// consistencyValue is the --consistency option.
+type consistencyValue struct{ p *consistency }
+
+func (v consistencyValue) Set(s string) error {
+	c, err := parseConsistency(s)
+	if err != nil {
+		return fmt.Errorf("must be low, medium or high")
+	}
+	*v.p = c
+	return nil
+}
+func (v consistencyValue) String() string  { return v.p.String() }
+func (v consistencyValue) Kind() string    { return "low|medium|high" }
+func (v consistencyValue) Allowed() string { return "low, medium or high" }
+
+// declareOptions declares every option of c, with its group, default,
+// help and example.
+func declareOptions(s *conf.Set, c *config) {
+	c.consistency = consistencyMedium
+	for _, o := range []conf.Option{
+		// Cluster.
+		{Name: "port", Synonyms: []string{"p"}, Group: conf.Cluster, Example: "7482",
+			Help: "TCP port shared by Redis clients and Raft peers.", Value: conf.IntRange(&c.port, 7481, 1, 65535)},
+		{Name: "bind", Group: conf.Cluster, Arg: "ip", Example: "0.0.0.0",
+			Help: "Address to listen on (0.0.0.0 for every interface).", Value: conf.String(&c.bind, "127.0.0.1")},
+		{Name: "advertise", Group: conf.Cluster, Arg: "host:port", DefaultText: "127.0.0.1:PORT", Example: "10.0.0.1:7481",
+			Help:  "Address other nodes and clients use to reach this node; it is also the node's Raft ID and the address in -TRY replies.",
+			Value: conf.String(&c.advertise, "")},
+		{Name: "join", Group: conf.Cluster, Arg: "host:port,...", Example: "10.0.0.1:7481,10.0.0.2:7481",
+			Help:  "Members of an existing cluster to join, tried in turn (a bare port means 127.0.0.1). Ignored when the data directory already holds Raft state.",
+			Value: conf.List(&c.join)},
+		// Client.
+		{Name: "consistency", Group: conf.Client, Example: "high",
+			Help: "Reads: low (any node, may be stale), medium (the leader), high (linearizable).", Value: consistencyValue{&c.consistency}},
+		{Name: "follower-proxy", Group: conf.Client,
+			Help: "Followers relay writes, and reads they may not serve, to the leader instead of answering -TRY.", Value: conf.Bool(&c.followerProxy, false)},
+		// Storage.
+		{Name: "dir", Group: conf.Storage, Arg: "path", Example: "/var/lib/redraft",
+			Help: "Data directory: Raft log, snapshots, and the child's working directory and socket.", Value: conf.String(&c.dir, "data")},
+		{Name: "backend", Group: conf.Storage,
+			Help: "Raft log store: wal (raft-wal), bolt (raft-boltdb) or inmem (lost on exit; tests only).", Value: conf.Enum(&c.backend, "wal", "wal", "bolt", "inmem")},
+		{Name: "durability", Group: conf.Storage,
+			Help: "When the log reaches disk: high (fsync before acknowledging), medium (every second), low (left to the OS).", Value: conf.Enum(&c.durability, "high", "low", "medium", "high")},
+		{Name: "snapshot-threshold", Group: conf.Storage, Example: "100000",
+			Help: "New log entries after which a snapshot is taken.", Value: conf.Uint64(&c.snapshotThreshold, 8192)},
+		{Name: "trailing-logs", Group: conf.Storage,
+			Help: "Log entries kept after a snapshot, so a follower slightly behind catches up without one.", Value: conf.Uint64(&c.trailingLogs, 10240)},
+		{Name: "snapshot-interval", Group: conf.Storage, Example: "30s",
+			Help: "How often (randomised up to twice this) to check the snapshot threshold.", Value: conf.Duration(&c.snapshotInterval, 10*time.Second)},
+		{Name: "maxmemory", Group: conf.Storage, Example: "2gb",
+			Help: "Refuse writes that grow memory (-OOM) when the leader's child uses more; 0 for no limit.", Value: conf.Size(&c.maxMemory, 0)},
+		{Name: "redis-server", Group: conf.Storage, Arg: "path", DefaultText: "beside redraft, then $PATH",
+			Help: "The redis-server executable to run as the child.", Value: conf.String(&c.redisServer, "")},
+		// Observability.
+		{Name: "loglevel", Group: conf.Observability,
+			Help: "quiet (errors only), warning, notice, verbose or debug.", Value: conf.Enum(&c.loglevel, "notice", logging.LevelNames()...)},
+		{Name: "log-format", Group: conf.Observability,
+			Help: "text or json.", Value: conf.Enum(&c.logFormat, "text", logging.Formats()...)},
+		{Name: "pprof", Group: conf.Observability, Arg: "host:port", Example: "127.0.0.1:6060",
+			Help: "Serve Go's profiles (net/http/pprof) on this address; off by default.", Value: conf.String(&c.pprof, "")},
+	} {
+		s.Add(o)
+	}
+}
+
+// parseConfig reads the configuration from args, environ and the --config
+// file. version prints --version.
+func parseConfig(args, environ []string, version func() string) (*config, *conf.Set, error) {
+	c := &config{}
+	s := conf.New("redraft")
+	s.Usage = usage
+	s.Version = version
+	s.IgnoreEnv("REDRAFT_BIN", "REDRAFT_TEST_*", "REDRAFT_SOAK_*", "REDRAFT_BENCH_*")
+	declareOptions(s, c)
+	if err := s.Parse(args, environ); err != nil {
+		return nil, s, err
+	}
+	if c.advertise == "" {
+		c.advertise = "127.0.0.1:" + strconv.Itoa(c.port)
+	}
+	return c, s, nil
+}
