@@ -46,7 +46,7 @@ return false`
 
 // planPop plans BLPOP, BRPOP, BZPOPMIN and BZPOPMAX: a script pops from the
 // first non-empty key.
-func planPop(_ *server, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
+func planPop(_ *frontEnd, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
 	p := &blockingPlan{nilReply: resp.NullArray}
 	var err []byte
 	p.timeout, err = parseTimeout(args[len(args)-1])
@@ -58,7 +58,7 @@ func planPop(_ *server, _ context.Context, db int, args [][]byte) (*blockingPlan
 }
 
 // planMove plans BRPOPLPUSH and BLMOVE as RPOPLPUSH and LMOVE.
-func planMove(_ *server, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
+func planMove(_ *frontEnd, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
 	p := &blockingPlan{nilReply: resp.NullBulk, keys: dbKeys(db, args[1:3])}
 	var err []byte
 	if command.Lower(args[0]) == "brpoplpush" {
@@ -72,7 +72,7 @@ func planMove(_ *server, _ context.Context, db int, args [][]byte) (*blockingPla
 }
 
 // planMPop plans BLMPOP and BZMPOP as LMPOP and ZMPOP.
-func planMPop(_ *server, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
+func planMPop(_ *frontEnd, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
 	p := &blockingPlan{nilReply: resp.NullArray, keys: dbKeys(db, command.NumKeysAt(args, 2))}
 	var err []byte
 	p.timeout, err = parseTimeout(args[1])
@@ -91,7 +91,7 @@ func dbKeys(db int, keys [][]byte) []dbKey {
 
 // planXRead drops BLOCK from XREAD/XREADGROUP and pins "$" to the stream's
 // current last ID.
-func (s *server) planXRead(ctx context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
+func (s *frontEnd) planXRead(ctx context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
 	p := &blockingPlan{nilReply: resp.NullArray, read: command.Lower(args[0]) == "xread"}
 	var nb [][]byte
 	streamsAt := -1
@@ -130,7 +130,7 @@ func (s *server) planXRead(ctx context.Context, db int, args [][]byte) (*blockin
 }
 
 // lastStreamID is a stream's last generated ID, "0-0" if it has none.
-func (s *server) lastStreamID(ctx context.Context, db int, key []byte) string {
+func (s *frontEnd) lastStreamID(ctx context.Context, db int, key []byte) string {
 	raw := s.reads.local(ctx, db, [][]byte{[]byte("XINFO"), []byte("STREAM"), key})
 	v, err := resp.Parse(raw)
 	fields, ok := v.([]any)
@@ -160,7 +160,7 @@ func parseTimeout(arg []byte) (time.Duration, []byte) {
 // blockUntilServed serves one blocking call for cl: it waits until the
 // non-blocking form gets a value, the timeout passes, the client leaves, or
 // this node stops leading.
-func (s *server) blockUntilServed(cl *client, ci *commandInfo, args [][]byte) []byte {
+func (s *frontEnd) blockUntilServed(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 	gone, stop := cl.watchDeparture()
 	defer stop()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -214,7 +214,7 @@ func (s *server) blockUntilServed(cl *client, ci *commandInfo, args [][]byte) []
 }
 
 // tryNonBlocking runs the non-blocking form once.
-func (s *server) tryNonBlocking(ctx context.Context, cl *client, p *blockingPlan) []byte {
+func (s *frontEnd) tryNonBlocking(ctx context.Context, cl *clientConn, p *blockingPlan) []byte {
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	var replies [][]byte

@@ -22,7 +22,7 @@ import (
 // a handler named in the command table (commands.go).
 
 // ping answers PING [message].
-func (s *server) ping(_ context.Context, _ *client, args [][]byte) []byte {
+func (s *frontEnd) ping(_ context.Context, _ *clientConn, args [][]byte) []byte {
 	if len(args) > 1 {
 		return resp.Bulk(string(args[1]))
 	}
@@ -30,13 +30,13 @@ func (s *server) ping(_ context.Context, _ *client, args [][]byte) []byte {
 }
 
 // echo answers ECHO message.
-func (s *server) echo(_ context.Context, _ *client, args [][]byte) []byte {
+func (s *frontEnd) echo(_ context.Context, _ *clientConn, args [][]byte) []byte {
 	return resp.Bulk(string(args[1]))
 }
 
 // selectDB answers SELECT db: the database is per connection and every
 // command carries it into the log.
-func (s *server) selectDB(_ context.Context, cl *client, args [][]byte) []byte {
+func (s *frontEnd) selectDB(_ context.Context, cl *clientConn, args [][]byte) []byte {
 	db, err := strconv.Atoi(string(args[1]))
 	if err != nil {
 		return resp.Error("ERR value is not an integer or out of range")
@@ -49,13 +49,13 @@ func (s *server) selectDB(_ context.Context, cl *client, args [][]byte) []byte {
 }
 
 // quit answers QUIT; the connection closes after the reply.
-func (s *server) quit(_ context.Context, cl *client, _ [][]byte) []byte {
+func (s *frontEnd) quit(_ context.Context, cl *clientConn, _ [][]byte) []byte {
 	cl.closing.Store(true)
 	return resp.OK
 }
 
 // reset answers RESET: the connection's state back to a new one's.
-func (s *server) reset(ctx context.Context, cl *client, _ [][]byte) []byte {
+func (s *frontEnd) reset(ctx context.Context, cl *clientConn, _ [][]byte) []byte {
 	s.unwatch(ctx, cl)
 	cl.db, cl.tx = 0, nil
 	cl.setName("")
@@ -63,17 +63,17 @@ func (s *server) reset(ctx context.Context, cl *client, _ [][]byte) []byte {
 }
 
 // auth answers AUTH [username] password.
-func (s *server) auth(_ context.Context, _ *client, args [][]byte) []byte {
+func (s *frontEnd) auth(_ context.Context, _ *clientConn, args [][]byte) []byte {
 	return authReply(args[1:])
 }
 
 // ttl answers TTL, PTTL, EXPIRETIME and PEXPIRETIME.
-func (s *server) ttl(ctx context.Context, cl *client, args [][]byte) []byte {
+func (s *frontEnd) ttl(ctx context.Context, cl *clientConn, args [][]byte) []byte {
 	return s.reads.ttl(ctx, cl.db, command.Lower(args[0]), args[1])
 }
 
 // scriptExists answers SCRIPT EXISTS from the scripts every node knows.
-func (s *server) scriptExists(_ context.Context, _ *client, args [][]byte) []byte {
+func (s *frontEnd) scriptExists(_ context.Context, _ *clientConn, args [][]byte) []byte {
 	out := resp.ArrayHeader(len(args) - 2)
 	for _, sha := range args[2:] {
 		_, ok := s.fsm.script(strings.ToLower(string(sha)))
@@ -84,13 +84,13 @@ func (s *server) scriptExists(_ context.Context, _ *client, args [][]byte) []byt
 
 // functionList answers FUNCTION LIST from the local child, without the
 // library prelude.
-func (s *server) functionList(ctx context.Context, cl *client, args [][]byte) []byte {
+func (s *frontEnd) functionList(ctx context.Context, cl *clientConn, args [][]byte) []byte {
 	return s.reads.localStep(ctx, cl.db, redisconn.Step{Args: args, MapReply: stripPreludeFromList})
 }
 
 // unsubscribe answers (P|S)UNSUBSCRIBE outside subscriber mode: Redis
 // replies with a zero count per channel.
-func (s *server) unsubscribe(_ context.Context, _ *client, args [][]byte) []byte {
+func (s *frontEnd) unsubscribe(_ context.Context, _ *clientConn, args [][]byte) []byte {
 	name := command.Lower(args[0])
 	if len(args) == 1 {
 		return append(append(append(resp.ArrayHeader(3), resp.Bulk(name)...), resp.NullBulk...), resp.Integer(0)...)
@@ -106,7 +106,7 @@ func (s *server) unsubscribe(_ context.Context, _ *client, args [][]byte) []byte
 }
 
 // hello answers HELLO for RESP2; RESP3 is not offered.
-func (s *server) hello(_ context.Context, cl *client, args [][]byte) []byte {
+func (s *frontEnd) hello(_ context.Context, cl *clientConn, args [][]byte) []byte {
 	if len(args) > 1 {
 		v, err := strconv.Atoi(string(args[1]))
 		if err != nil {
@@ -160,7 +160,7 @@ func (s *server) hello(_ context.Context, cl *client, args [][]byte) []byte {
 }
 
 // client handles CLIENT for this node's connections.
-func (s *server) client(_ context.Context, cl *client, args [][]byte) []byte {
+func (s *frontEnd) client(_ context.Context, cl *clientConn, args [][]byte) []byte {
 	sub := strings.ToLower(string(args[1]))
 	switch sub {
 	case "setname":
@@ -200,7 +200,7 @@ func (s *server) client(_ context.Context, cl *client, args [][]byte) []byte {
 		return resp.Bulk(cl.listLine(cl.db) + "\n")
 	case "list":
 		var b strings.Builder
-		s.clients.each(func(other *client) {
+		s.clients.each(func(other *clientConn) {
 			db := -1
 			if other == cl {
 				db = cl.db
@@ -234,9 +234,9 @@ func (s *server) client(_ context.Context, cl *client, args [][]byte) []byte {
 
 // clientKill closes this node's connections matching CLIENT KILL's filters
 // (the old "addr" form, or ID, ADDR and SKIPME pairs).
-func (s *server) clientKill(self *client, args [][]byte) []byte {
+func (s *frontEnd) clientKill(self *clientConn, args [][]byte) []byte {
 	if len(args) == 1 {
-		killed := s.killClients(self, func(c *client) bool { return c.addr == string(args[0]) }, false)
+		killed := s.killClients(self, func(c *clientConn) bool { return c.addr == string(args[0]) }, false)
 		if killed == 0 {
 			return resp.Error("ERR No such client")
 		}
@@ -245,7 +245,7 @@ func (s *server) clientKill(self *client, args [][]byte) []byte {
 	if len(args) == 0 || len(args)%2 != 0 {
 		return resp.Error("ERR syntax error")
 	}
-	var filters []func(*client) bool
+	var filters []func(*clientConn) bool
 	skipMe := true
 	for i := 0; i < len(args); i += 2 {
 		v := string(args[i+1])
@@ -255,16 +255,16 @@ func (s *server) clientKill(self *client, args [][]byte) []byte {
 			if err != nil {
 				return resp.Error("ERR client-id should be greater than 0")
 			}
-			filters = append(filters, func(c *client) bool { return c.id == id })
+			filters = append(filters, func(c *clientConn) bool { return c.id == id })
 		case "addr":
-			filters = append(filters, func(c *client) bool { return c.addr == v })
+			filters = append(filters, func(c *clientConn) bool { return c.addr == v })
 		case "skipme":
 			skipMe = strings.EqualFold(v, "yes")
 		default:
 			return resp.Error("ERR syntax error")
 		}
 	}
-	match := func(c *client) bool {
+	match := func(c *clientConn) bool {
 		for _, f := range filters {
 			if !f(c) {
 				return false
@@ -276,9 +276,9 @@ func (s *server) clientKill(self *client, args [][]byte) []byte {
 }
 
 // killClients closes every matching connection and counts them.
-func (s *server) killClients(self *client, match func(*client) bool, skipMe bool) int {
+func (s *frontEnd) killClients(self *clientConn, match func(*clientConn) bool, skipMe bool) int {
 	n := 0
-	s.clients.each(func(c *client) {
+	s.clients.each(func(c *clientConn) {
 		if (c != self || !skipMe) && match(c) {
 			c.kill()
 			n++
@@ -288,7 +288,7 @@ func (s *server) killClients(self *client, match func(*client) bool, skipMe bool
 }
 
 // info answers INFO from the local child, with a Raft section added.
-func (s *server) info(ctx context.Context, _ *client, args [][]byte) []byte {
+func (s *frontEnd) info(ctx context.Context, _ *clientConn, args [][]byte) []byte {
 	section := ""
 	if len(args) > 1 {
 		section = strings.ToLower(string(args[1]))
@@ -319,7 +319,7 @@ func (s *server) info(ctx context.Context, _ *client, args [][]byte) []byte {
 }
 
 // raftCommand answers redraft's own RAFT* commands.
-func (s *server) raftCommand(ctx context.Context, _ *client, args [][]byte) []byte {
+func (s *frontEnd) raftCommand(ctx context.Context, _ *clientConn, args [][]byte) []byte {
 	switch command.Lower(args[0]) {
 	case "raftleader":
 		if addr := s.node.leaderAddr(); addr != "" {
@@ -348,7 +348,7 @@ func (s *server) raftCommand(ctx context.Context, _ *client, args [][]byte) []by
 }
 
 // changeMembers adds or removes the member at addr (leader only).
-func (s *server) changeMembers(addr []byte, change func(string) error) []byte {
+func (s *frontEnd) changeMembers(addr []byte, change func(string) error) []byte {
 	if !s.node.isLeader() {
 		return errorReply(s.node.leaderError())
 	}
@@ -363,7 +363,7 @@ func (s *server) changeMembers(addr []byte, change func(string) error) []byte {
 }
 
 // digest answers RAFTDIGEST: the applied index and a digest of the data.
-func (s *server) digest() []byte {
+func (s *frontEnd) digest() []byte {
 	c, err := s.reads.pool.Get()
 	if err != nil {
 		return resp.Error("ERR " + err.Error())
@@ -378,7 +378,7 @@ func (s *server) digest() []byte {
 }
 
 // raftStats is Raft's statistics plus redraft's own.
-func (s *server) raftStats() map[string]string {
+func (s *frontEnd) raftStats() map[string]string {
 	stats := s.node.stats()
 	stats["applied_index"] = strconv.FormatUint(s.fsm.appliedIndex(), 10)
 	stats["fsm_last_time_ms"] = strconv.FormatInt(s.fsm.lastTime(), 10)
@@ -404,7 +404,7 @@ func sortedPairs(m map[string]string) []byte {
 }
 
 // peers lists every member with its address and role.
-func (s *server) peers() []byte {
+func (s *frontEnd) peers() []byte {
 	servers, err := s.node.members()
 	if err != nil {
 		return resp.Error("ERR " + err.Error())
@@ -431,7 +431,7 @@ func (s *server) peers() []byte {
 // it, so the replicas known to hold the connection's writes are a majority
 // less this node. WAIT returns that number without blocking longer than its
 // timeout (at once for timeout 0: more cannot be promised).
-func (s *server) wait(ctx context.Context, _ *client, args [][]byte) []byte {
+func (s *frontEnd) wait(ctx context.Context, _ *clientConn, args [][]byte) []byte {
 	want, err1 := strconv.ParseInt(string(args[1]), 10, 64)
 	timeout, err2 := strconv.ParseInt(string(args[2]), 10, 64)
 	if err1 != nil || err2 != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/redraft/redraft/internal/resp"
 )
 
-// A client is one Redis connection. It is in one of these states, and the
+// A clientConn is one Redis client connection. It is in one of these states, and the
 // hand-offs between them are all in this file:
 //
 //   - normal: each batch of pipelined commands is read, executed in order
@@ -36,7 +36,7 @@ import (
 // (under nameMu) and the socket, which CLIENT LIST and CLIENT KILL use
 // from other connections, and writes, which the subscriber pump also
 // makes (under wmu).
-type client struct {
+type clientConn struct {
 	id    int64
 	addr  string
 	laddr string
@@ -65,7 +65,7 @@ type client struct {
 }
 
 // reply queues raw unless CLIENT REPLY OFF or SKIP suppresses it.
-func (cl *client) reply(raw []byte) {
+func (cl *clientConn) reply(raw []byte) {
 	switch {
 	case cl.replyOff:
 		return
@@ -77,7 +77,7 @@ func (cl *client) reply(raw []byte) {
 }
 
 // flush writes the queued replies.
-func (cl *client) flush() error {
+func (cl *clientConn) flush() error {
 	if len(cl.out) == 0 {
 		return nil
 	}
@@ -93,7 +93,7 @@ func (cl *client) flush() error {
 
 // write sends raw at once, for writers other than the connection's own
 // goroutine (the subscriber pump).
-func (cl *client) write(raw []byte) error {
+func (cl *clientConn) write(raw []byte) error {
 	cl.wmu.Lock()
 	defer cl.wmu.Unlock()
 	_, err := cl.nc.Write(raw)
@@ -101,25 +101,25 @@ func (cl *client) write(raw []byte) error {
 }
 
 // kill closes the connection from another goroutine (CLIENT KILL).
-func (cl *client) kill() {
+func (cl *clientConn) kill() {
 	cl.closing.Store(true)
 	cl.nc.Close()
 }
 
-func (cl *client) setName(name string) {
+func (cl *clientConn) setName(name string) {
 	cl.nameMu.Lock()
 	cl.name = name
 	cl.nameMu.Unlock()
 }
 
-func (cl *client) getName() string {
+func (cl *clientConn) getName() string {
 	cl.nameMu.Lock()
 	defer cl.nameMu.Unlock()
 	return cl.name
 }
 
 // listLine renders a CLIENT LIST line (db < 0: not known here).
-func (cl *client) listLine(db int) string {
+func (cl *clientConn) listLine(db int) string {
 	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=0 name=%s db=%d cmd=client", cl.id, cl.addr, cl.laddr, cl.getName(), db)
 }
 
@@ -131,7 +131,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // leaves is noticed. gone is closed when the client has left or broke a
 // limit; stop ends the read-ahead and must be called before the connection
 // is read again. Bytes read ahead stay buffered for the next batch.
-func (cl *client) watchDeparture() (gone <-chan struct{}, stop func()) {
+func (cl *clientConn) watchDeparture() (gone <-chan struct{}, stop func()) {
 	goneCh := make(chan struct{})
 	done := make(chan struct{})
 	var stopping atomic.Bool
@@ -161,33 +161,33 @@ func (cl *client) watchDeparture() (gone <-chan struct{}, stop func()) {
 // CLIENT KILL.
 type clientRegistry struct {
 	mu   sync.Mutex
-	byID map[int64]*client
+	byID map[int64]*clientConn
 }
 
-func (r *clientRegistry) add(cl *client) {
+func (r *clientRegistry) add(cl *clientConn) {
 	r.mu.Lock()
 	if r.byID == nil {
-		r.byID = make(map[int64]*client)
+		r.byID = make(map[int64]*clientConn)
 	}
 	r.byID[cl.id] = cl
 	r.mu.Unlock()
 }
 
-func (r *clientRegistry) remove(cl *client) {
+func (r *clientRegistry) remove(cl *clientConn) {
 	r.mu.Lock()
 	delete(r.byID, cl.id)
 	r.mu.Unlock()
 }
 
 // each calls fn for every client, in ID order.
-func (r *clientRegistry) each(fn func(*client)) {
+func (r *clientRegistry) each(fn func(*clientConn)) {
 	r.mu.Lock()
-	list := make([]*client, 0, len(r.byID))
+	list := make([]*clientConn, 0, len(r.byID))
 	for _, cl := range r.byID {
 		list = append(list, cl)
 	}
 	r.mu.Unlock()
-	slices.SortFunc(list, func(a, b *client) int { return cmp.Compare(a.id, b.id) })
+	slices.SortFunc(list, func(a, b *clientConn) int { return cmp.Compare(a.id, b.id) })
 	for _, cl := range list {
 		fn(cl)
 	}

@@ -36,10 +36,10 @@ const (
 )
 
 // handler answers a kindSelf command for cl.
-type handler func(s *server, ctx context.Context, cl *client, args [][]byte) []byte
+type handler func(s *frontEnd, ctx context.Context, cl *clientConn, args [][]byte) []byte
 
 // blockPlanner turns a blocking call into its non-blocking form.
-type blockPlanner func(s *server, ctx context.Context, db int, args [][]byte) (*blockingPlan, []byte)
+type blockPlanner func(s *frontEnd, ctx context.Context, db int, args [][]byte) (*blockingPlan, []byte)
 
 // commandSpec is one row of exceptions to the COMMAND metadata.
 type commandSpec struct {
@@ -65,8 +65,8 @@ const (
 // refused builds a refusal row with Redis's "ERR" prefix.
 func refused(why string) commandSpec { return commandSpec{kind: kindRefused, refusal: "ERR " + why} }
 
-// self builds a row for a command redraft answers itself.
-func self(h handler) commandSpec { return commandSpec{kind: kindSelf, handle: h} }
+// answeredBy builds a row for a command redraft answers itself.
+func answeredBy(h handler) commandSpec { return commandSpec{kind: kindSelf, handle: h} }
 
 // raftCommands are redraft's own commands: name and arity. The child does
 // not know them, so they are added to the table.
@@ -82,32 +82,32 @@ func commandSpecs() map[string]commandSpec {
 	hashFieldTTL := "is not supported by redraft: hash-field expiry is not replicated deterministically"
 	specs := map[string]commandSpec{
 		// Connection state lives in the front end and never enters the log.
-		"ping":   {kind: kindSelf, handle: (*server).ping, multi: multiQueue},
-		"echo":   {kind: kindSelf, handle: (*server).echo, multi: multiQueue},
-		"select": {kind: kindSelf, handle: (*server).selectDB, multi: multiQueue},
-		"quit":   {kind: kindSelf, handle: (*server).quit, multi: multiNow},
-		"reset":  {kind: kindSelf, handle: (*server).reset, multi: multiNow},
-		"auth":   self((*server).auth),
-		"hello":  self((*server).hello),
-		"client": self((*server).client),
+		"ping":   {kind: kindSelf, handle: (*frontEnd).ping, multi: multiQueue},
+		"echo":   {kind: kindSelf, handle: (*frontEnd).echo, multi: multiQueue},
+		"select": {kind: kindSelf, handle: (*frontEnd).selectDB, multi: multiQueue},
+		"quit":   {kind: kindSelf, handle: (*frontEnd).quit, multi: multiNow},
+		"reset":  {kind: kindSelf, handle: (*frontEnd).reset, multi: multiNow},
+		"auth":   answeredBy((*frontEnd).auth),
+		"hello":  answeredBy((*frontEnd).hello),
+		"client": answeredBy((*frontEnd).client),
 		// Transactions: MULTI queues in the front end, EXEC proposes once.
-		"multi":   {kind: kindSelf, handle: (*server).multi, multi: multiNow},
-		"exec":    {kind: kindSelf, handle: (*server).exec, multi: multiNow},
-		"discard": {kind: kindSelf, handle: (*server).discard, multi: multiNow},
-		"watch":   {kind: kindSelf, handle: (*server).watch, multi: multiNow, relay: relayAlways},
-		"unwatch": {kind: kindSelf, handle: (*server).unwatchCommand},
-		"info":    {kind: kindSelf, handle: (*server).info, multi: multiQueue},
-		"wait":    {kind: kindSelf, handle: (*server).wait, relay: relayAlways},
+		"multi":   {kind: kindSelf, handle: (*frontEnd).multi, multi: multiNow},
+		"exec":    {kind: kindSelf, handle: (*frontEnd).exec, multi: multiNow},
+		"discard": {kind: kindSelf, handle: (*frontEnd).discard, multi: multiNow},
+		"watch":   {kind: kindSelf, handle: (*frontEnd).watch, multi: multiNow, relay: relayAlways},
+		"unwatch": {kind: kindSelf, handle: (*frontEnd).unwatchCommand},
+		"info":    {kind: kindSelf, handle: (*frontEnd).info, multi: multiQueue},
+		"wait":    {kind: kindSelf, handle: (*frontEnd).wait, relay: relayAlways},
 		// Deadlines are shifted inside the child; these are answered from it.
-		"ttl":         {kind: kindSelf, handle: (*server).ttl, multi: multiQueue, relay: relayAsRead},
-		"pttl":        {kind: kindSelf, handle: (*server).ttl, multi: multiQueue, relay: relayAsRead},
-		"expiretime":  {kind: kindSelf, handle: (*server).ttl, multi: multiQueue, relay: relayAsRead},
-		"pexpiretime": {kind: kindSelf, handle: (*server).ttl, multi: multiQueue, relay: relayAsRead},
+		"ttl":         {kind: kindSelf, handle: (*frontEnd).ttl, multi: multiQueue, relay: relayAsRead},
+		"pttl":        {kind: kindSelf, handle: (*frontEnd).ttl, multi: multiQueue, relay: relayAsRead},
+		"expiretime":  {kind: kindSelf, handle: (*frontEnd).ttl, multi: multiQueue, relay: relayAsRead},
+		"pexpiretime": {kind: kindSelf, handle: (*frontEnd).ttl, multi: multiQueue, relay: relayAsRead},
 		// Harmless server introspection answered by the local child.
 		"command": {kind: kindLocal}, "time": {kind: kindLocal}, "lastsave": {kind: kindLocal},
 		"config|get": {kind: kindLocal}, "config|help": {kind: kindLocal},
 		"slowlog": {kind: kindLocal}, "latency": {kind: kindLocal}, "memory": {kind: kindLocal},
-		"lolwut": {kind: kindLocal}, "script|exists": self((*server).scriptExists),
+		"lolwut": {kind: kindLocal}, "script|exists": answeredBy((*frontEnd).scriptExists),
 		"script|help":    {kind: kindLocal},
 		"function|stats": {kind: kindLocal}, "function|help": {kind: kindLocal},
 		"object|help": {kind: kindLocal},
@@ -138,17 +138,17 @@ func commandSpecs() map[string]commandSpec {
 		"sort":         {kind: kindWrite}, // may STORE; SORT_RO is the read form
 		// Pub/Sub: PUBLISH is applied on every node, subscriptions are local.
 		"publish": {kind: kindWrite}, "spublish": {kind: kindWrite},
-		"subscribe":     {kind: kindSelf, handle: (*server).subscribe, subscribe: true},
-		"psubscribe":    {kind: kindSelf, handle: (*server).subscribe, subscribe: true},
-		"ssubscribe":    {kind: kindSelf, handle: (*server).subscribe, subscribe: true},
-		"unsubscribe":   self((*server).unsubscribe),
-		"punsubscribe":  self((*server).unsubscribe),
-		"sunsubscribe":  self((*server).unsubscribe),
+		"subscribe":     {kind: kindSelf, handle: (*frontEnd).subscribe, subscribe: true},
+		"psubscribe":    {kind: kindSelf, handle: (*frontEnd).subscribe, subscribe: true},
+		"ssubscribe":    {kind: kindSelf, handle: (*frontEnd).subscribe, subscribe: true},
+		"unsubscribe":   answeredBy((*frontEnd).unsubscribe),
+		"punsubscribe":  answeredBy((*frontEnd).unsubscribe),
+		"sunsubscribe":  answeredBy((*frontEnd).unsubscribe),
 		"pubsub":        {kind: kindLocal},
 		"waitaof":       refused("WAITAOF is not supported: durability comes from the Raft log"),
 		"fcall":         {kind: kindWrite},
 		"function":      {kind: kindLocal},
-		"function|list": self((*server).functionList),
+		"function|list": answeredBy((*frontEnd).functionList),
 		"function|load": {kind: kindWrite}, "function|delete": {kind: kindWrite},
 		"function|flush": {kind: kindWrite}, "function|restore": {kind: kindWrite},
 		"script|debug": refused("SCRIPT DEBUG is not supported by redraft"),
@@ -168,8 +168,8 @@ func commandSpecs() map[string]commandSpec {
 		"hgetex":           refused("HGETEX " + hashFieldTTL),
 		"config|resetstat": refused("CONFIG RESETSTAT is not supported by redraft"),
 		"config|rewrite":   refused("CONFIG REWRITE is not supported by redraft"),
-		"xreadgroup":       {kind: kindWrite, block: (*server).planXRead},
-		"xread":            {kind: kindRead, block: (*server).planXRead},
+		"xreadgroup":       {kind: kindWrite, block: (*frontEnd).planXRead},
+		"xread":            {kind: kindRead, block: (*frontEnd).planXRead},
 		"xautoclaim":       {kind: kindWrite},
 		"xclaim":           {kind: kindWrite},
 		// Blocking commands wait in the front end (blocking.go).
@@ -179,7 +179,7 @@ func commandSpecs() map[string]commandSpec {
 		"blmpop": {kind: kindWrite, block: planMPop}, "bzmpop": {kind: kindWrite, block: planMPop},
 	}
 	for name := range raftCommands {
-		specs[name] = self((*server).raftCommand)
+		specs[name] = answeredBy((*frontEnd).raftCommand)
 	}
 	return specs
 }
@@ -262,7 +262,7 @@ func (ci *commandInfo) queueable() bool {
 // directly, queued in MULTI or relayed to the leader: unknown command, wrong
 // arity, refused, out of memory, CONFIG SET of a per-node parameter. It
 // returns the error reply, or nil.
-func (s *server) check(ci *commandInfo, args [][]byte) []byte {
+func (s *frontEnd) check(ci *commandInfo, args [][]byte) []byte {
 	switch {
 	case ci == nil:
 		return resp.Error(command.UnknownCommandError(args))
@@ -297,7 +297,7 @@ const (
 
 // route classifies one invocation for cl; a failed check routes to the
 // error. With --follower-proxy, a follower relays what it may not serve.
-func (s *server) route(ci *commandInfo, args [][]byte) route {
+func (s *frontEnd) route(ci *commandInfo, args [][]byte) route {
 	if s.check(ci, args) != nil {
 		return routeError
 	}

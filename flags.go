@@ -9,10 +9,10 @@ import (
 	"github.com/redraft/redraft/internal/logging"
 )
 
-// config is the node's configuration: every option, declared once in
+// options is the node's configuration: every option, declared once in
 // declareOptions and read from flags, REDRAFT_* environment variables and
 // a --config file (in that order of precedence).
-type config struct {
+type options struct {
 	port              int
 	dir               string
 	join              []string
@@ -66,7 +66,7 @@ func (v consistencyValue) Allowed() string { return "low, medium or high" }
 
 // declareOptions declares every option of c, with its group, default,
 // help and example.
-func declareOptions(s *conf.Set, c *config) {
+func declareOptions(s *conf.Set, c *options) {
 	c.consistency = consistencyMedium
 	for _, o := range []conf.Option{
 		// Cluster.
@@ -116,8 +116,8 @@ func declareOptions(s *conf.Set, c *config) {
 
 // parseConfig reads the configuration from args, environ and the --config
 // file. version prints --version.
-func parseConfig(args, environ []string, version func() string) (*config, *conf.Set, error) {
-	c := &config{}
+func parseConfig(args, environ []string, version func() string) (*options, *conf.Set, error) {
+	c := &options{}
 	s := conf.New("redraft")
 	s.Usage = usage
 	s.Version = version

@@ -58,7 +58,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "redraft:", err)
 		os.Exit(2)
 	}
-	if err := run(cfg, log); err != nil {
+	if err := runNode(cfg, log); err != nil {
 		log.Error("redraft stopped", "err", err)
 		fmt.Fprintln(os.Stderr, "redraft:", err)
 		os.Exit(1)
@@ -82,9 +82,9 @@ func versionText() string {
 // clock (TestApplyPathNeverReadsTheClock).
 func wallClockMS() int64 { return time.Now().UnixMilli() }
 
-// run starts every part of the node, bottom up, and blocks until a signal or
-// a fatal error; then it shuts down in the order documented at shutdown.
-func run(cfg *config, log *slog.Logger) error {
+// runNode starts every part of the node, bottom up, and blocks until a signal or
+// a fatal error; then it shuts down in the order documented at stopNode.
+func runNode(cfg *options, log *slog.Logger) error {
 	if cfg.pprof != "" {
 		go func() { log.Warn("pprof stopped", "err", http.ListenAndServe(cfg.pprof, nil)) }()
 	}
@@ -161,16 +161,16 @@ func run(cfg *config, log *slog.Logger) error {
 		result = fmt.Errorf("client listener stopped: %w", err)
 	}
 	_ = notify.Stopping()
-	shutdown(s, n, m, stop, log)
+	stopNode(s, n, m, stop, log)
 	return result
 }
 
-// shutdown stops the node in this order: stop accepting clients; hand
+// stopNode stops the node in this order: stop accepting clients; hand
 // leadership over (a leader); let in-flight requests finish and close
 // every client connection; stop the proposer and the periodic loops; stop
 // Raft (and its stores); stop accepting peers. The child is stopped last,
-// by run's deferred Stop.
-func shutdown(s *server, n *node, m *mux.Mux, stop chan struct{}, log *slog.Logger) {
+// by runNode's deferred Stop.
+func stopNode(s *frontEnd, n *raftNode, m *mux.Mux, stop chan struct{}, log *slog.Logger) {
 	m.Clients().Close()
 	if err := n.handOver(); err != nil {
 		log.Warn("leadership transfer", "err", err)
@@ -182,8 +182,8 @@ func shutdown(s *server, n *node, m *mux.Mux, stop chan struct{}, log *slog.Logg
 }
 
 // newServer wires the front end to the node and the FSM.
-func newServer(cfg *config, n *node, f *fsm, proc *child.Process, tbl *commandTable, log *slog.Logger) *server {
-	s := &server{
+func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Process, tbl *commandTable, log *slog.Logger) *frontEnd {
+	s := &frontEnd{
 		node: n, fsm: f, cmds: tbl, child: proc, log: log,
 		followerProxy: cfg.followerProxy, maxMemory: cfg.maxMemory,
 		limits: resp.DefaultLimits(), wall: wallClockMS, epoch: time.Now().UnixNano(),
@@ -224,7 +224,7 @@ func loadCommandTable(proc *child.Process) (*commandTable, error) {
 
 // startNode opens Raft and bootstraps a new single-member cluster when there
 // is no state and nothing to join.
-func startNode(cfg *config, dir string, f *fsm, layer raft.StreamLayer, log *slog.Logger) (*node, bool, error) {
+func startNode(cfg *options, dir string, f *fsm, layer raft.StreamLayer, log *slog.Logger) (*raftNode, bool, error) {
 	opts := raftOptions{
 		dir: dir, advertise: cfg.advertise, backend: cfg.backend, durability: cfg.durability,
 		snapshotThreshold: cfg.snapshotThreshold, trailingLogs: cfg.trailingLogs,
@@ -245,7 +245,7 @@ func startNode(cfg *config, dir string, f *fsm, layer raft.StreamLayer, log *slo
 
 // startJoin asks the cluster at -join to add this node, unless the node
 // already has Raft state (then its data directory decides membership).
-func startJoin(cfg *config, hasState bool, ln net.Listener, log *slog.Logger) {
+func startJoin(cfg *options, hasState bool, ln net.Listener, log *slog.Logger) {
 	switch {
 	case hasState && len(cfg.join) > 0:
 		log.Info("existing Raft state found; -join is ignored and the node rejoins its cluster")

@@ -49,7 +49,7 @@ func (c *logClock) next() int64 {
 // concurrent proposals into one entry (group commit), stamps each entry
 // with the log time T, and proposes sweeps of keys past their deadline.
 type proposer struct {
-	node  *node
+	node  *raftNode
 	fsm   *fsm
 	clock *logClock
 	in    chan *proposal
@@ -61,7 +61,7 @@ type proposer struct {
 }
 
 // newProposer proposes to n; wall is the local clock in ms.
-func newProposer(n *node, f *fsm, wall func() int64, log *slog.Logger) *proposer {
+func newProposer(n *raftNode, f *fsm, wall func() int64, log *slog.Logger) *proposer {
 	return &proposer{
 		node: n, fsm: f, log: log,
 		clock: &logClock{wall: wall, applied: f.lastTime},

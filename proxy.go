@@ -18,12 +18,12 @@ import (
 	"github.com/redraft/redraft/internal/resp"
 )
 
-// server is the client front end: it reads each connection's commands,
+// frontEnd is the client front end: it reads each connection's commands,
 // checks and routes them (commands.go) to the log (the proposer), to a
 // child connection (reads.go), or to a handler of its own (builtins.go),
 // and writes the replies. It turns the Raft layer's errors into replies.
-type server struct {
-	node     *node
+type frontEnd struct {
+	node     *raftNode
 	fsm      *fsm
 	proposer *proposer
 	reads    *readPath
@@ -50,7 +50,7 @@ type server struct {
 const maxBatch = 1024
 
 // serve accepts clients from ln until it closes.
-func (s *server) serve(ln net.Listener) error {
+func (s *frontEnd) serve(ln net.Listener) error {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -67,9 +67,9 @@ func (s *server) serve(ln net.Listener) error {
 // closeClients lets every connection finish the batch it is executing,
 // waiting up to grace, then closes them all and waits for their goroutines
 // (shutdown).
-func (s *server) closeClients(grace time.Duration) {
+func (s *frontEnd) closeClients(grace time.Duration) {
 	s.stopping.Store(true)
-	s.clients.each(func(cl *client) { _ = cl.nc.SetReadDeadline(aLongTimeAgo) })
+	s.clients.each(func(cl *clientConn) { _ = cl.nc.SetReadDeadline(aLongTimeAgo) })
 	idle := make(chan struct{})
 	go func() { s.conns.Wait(); close(idle) }()
 	select {
@@ -77,16 +77,16 @@ func (s *server) closeClients(grace time.Duration) {
 		return
 	case <-time.After(grace):
 	}
-	s.clients.each(func(cl *client) { cl.kill() })
+	s.clients.each(func(cl *clientConn) { cl.kill() })
 	<-idle
 }
 
 // serveConn runs one connection: read a batch of pipelined commands,
 // execute it, write the replies. A panic in one connection is logged with
 // the client's address and closes only that connection.
-func (s *server) serveConn(nc net.Conn) {
+func (s *frontEnd) serveConn(nc net.Conn) {
 	defer s.conns.Done()
-	cl := &client{
+	cl := &clientConn{
 		id: s.nextID.Add(1), nc: nc, addr: nc.RemoteAddr().String(), laddr: nc.LocalAddr().String(),
 		rd: resp.NewRequestReader(nc, s.limits),
 	}
@@ -118,7 +118,7 @@ func (s *server) serveConn(nc net.Conn) {
 
 // readFailed answers a protocol error as Redis does (an error reply, then
 // the connection closes); other read errors just end the connection.
-func (s *server) readFailed(cl *client, err error) {
+func (s *frontEnd) readFailed(cl *clientConn, err error) {
 	var pe *resp.ProtocolError
 	if errors.As(err, &pe) {
 		cl.reply(resp.Error("ERR " + pe.Error()))
@@ -131,7 +131,7 @@ func (s *server) readFailed(cl *client, err error) {
 }
 
 // release drops what a departing client held.
-func (s *server) release(cl *client) {
+func (s *frontEnd) release(cl *clientConn) {
 	s.clients.remove(cl)
 	if cl.sub != nil {
 		cl.sub.close()
@@ -148,7 +148,7 @@ func (s *server) release(cl *client) {
 // execute runs cmds in order: runs of writes become one proposal, runs of
 // reads one child round trip. It returns true when the connection must be
 // closed (QUIT, or a subscriber relay that ended).
-func (s *server) execute(cl *client, cmds []resp.Command) bool {
+func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 	// Waits are bounded where they happen (requestTimeout), so no timer is
 	// created for requests that never wait.
 	ctx := context.Background()
@@ -201,7 +201,7 @@ func (s *server) execute(cl *client, cmds []resp.Command) bool {
 }
 
 // run executes a run of commands that share a route.
-func (s *server) run(ctx context.Context, cl *client, r route, run []resp.Command) [][]byte {
+func (s *frontEnd) run(ctx context.Context, cl *clientConn, r route, run []resp.Command) [][]byte {
 	switch r {
 	case routeWrite:
 		cmds := make([]entryCmd, len(run))
@@ -252,12 +252,12 @@ func errorReply(err error) []byte {
 }
 
 // overMemory reports whether the leader's child is above --maxmemory.
-func (s *server) overMemory() bool {
+func (s *frontEnd) overMemory() bool {
 	return s.maxMemory > 0 && s.usedBytes.Load() > s.maxMemory
 }
 
 // memoryLoop refreshes the child's used_memory for --maxmemory.
-func (s *server) memoryLoop(stop <-chan struct{}) {
+func (s *frontEnd) memoryLoop(stop <-chan struct{}) {
 	every(stop, 100*time.Millisecond, func() {
 		info, _ := resp.Text(s.reads.localStrings("INFO", "memory"))
 		for _, line := range strings.Split(info, "\r\n") {

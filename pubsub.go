@@ -28,7 +28,7 @@ var allowedInSubscriberMode = map[string]bool{
 
 // subscription is a client in subscriber mode.
 type subscription struct {
-	cl   *client
+	cl   *clientConn
 	conn *redisconn.Conn // the client's own connection to the child
 	once sync.Once
 
@@ -44,7 +44,7 @@ type subscription struct {
 
 // subscribe enters subscriber mode and sends the command to the child;
 // the reply comes from the child, through the pump.
-func (s *server) subscribe(_ context.Context, cl *client, args [][]byte) []byte {
+func (s *frontEnd) subscribe(_ context.Context, cl *clientConn, args [][]byte) []byte {
 	conn, err := s.child.Dial()
 	if err != nil {
 		return resp.Error("ERR " + err.Error())
@@ -60,7 +60,7 @@ func (s *server) subscribe(_ context.Context, cl *client, args [][]byte) []byte 
 
 // subscribedCommand handles one command of a subscribed client; false
 // ends the connection.
-func (s *server) subscribedCommand(cl *client, args [][]byte) bool {
+func (s *frontEnd) subscribedCommand(cl *clientConn, args [][]byte) bool {
 	sub := cl.sub
 	name := command.Lower(args[0])
 	switch {

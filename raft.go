@@ -26,8 +26,8 @@ import (
 	"github.com/redraft/redraft/internal/resp"
 )
 
-// node is this process's Raft member.
-type node struct {
+// raftNode is this process's Raft member.
+type raftNode struct {
 	raft      *raft.Raft
 	fsm       *fsm
 	transport *raft.NetworkTransport
@@ -59,7 +59,7 @@ type raftOptions struct {
 
 // newNode opens the stores and starts Raft on the given stream layer. It
 // reports whether Raft state existed already.
-func newNode(opts raftOptions, f *fsm, layer raft.StreamLayer, log *slog.Logger) (*node, bool, error) {
+func newNode(opts raftOptions, f *fsm, layer raft.StreamLayer, log *slog.Logger) (*raftNode, bool, error) {
 	hlog := logging.NewHCLogger(log.With("src", "raft"))
 	cfg := raft.DefaultConfig()
 	cfg.LocalID = raft.ServerID(opts.advertise)
@@ -75,7 +75,7 @@ func newNode(opts raftOptions, f *fsm, layer raft.StreamLayer, log *slog.Logger)
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.NoSnapshotRestoreOnStart = false
 
-	n := &node{fsm: f, id: opts.advertise, log: log, ready: make(chan struct{}), stop: make(chan struct{})}
+	n := &raftNode{fsm: f, id: opts.advertise, log: log, ready: make(chan struct{}), stop: make(chan struct{})}
 	logs, stable, err := n.openStores(opts)
 	if err != nil {
 		return nil, false, err
@@ -106,7 +106,7 @@ func newNode(opts raftOptions, f *fsm, layer raft.StreamLayer, log *slog.Logger)
 }
 
 // openStores opens the log and stable stores of the chosen backend.
-func (n *node) openStores(opts raftOptions) (raft.LogStore, raft.StableStore, error) {
+func (n *raftNode) openStores(opts raftOptions) (raft.LogStore, raft.StableStore, error) {
 	switch opts.backend {
 	case "wal":
 		dir := filepath.Join(opts.dir, "wal")
@@ -192,7 +192,7 @@ type lazySyncFile struct{ types.WritableFile }
 func (lazySyncFile) Sync() error { return nil }
 
 // bootstrap starts a one-member cluster.
-func (n *node) bootstrap() error {
+func (n *raftNode) bootstrap() error {
 	f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
 		ID: raft.ServerID(n.id), Address: raft.ServerAddress(n.id),
 	}}})
@@ -205,7 +205,7 @@ func (n *node) bootstrap() error {
 // watchLeadership tracks whether this node may serve as leader: after
 // winning an election it first applies a barrier, so everything committed
 // by earlier leaders is applied before it serves reads or assigns times.
-func (n *node) watchLeadership() {
+func (n *raftNode) watchLeadership() {
 	for {
 		var isLeader bool
 		select {
@@ -231,7 +231,7 @@ func (n *node) watchLeadership() {
 	}
 }
 
-func (n *node) setReady(ready bool) {
+func (n *raftNode) setReady(ready bool) {
 	n.readyMu.Lock()
 	defer n.readyMu.Unlock()
 	if ready == n.isReady {
@@ -250,7 +250,7 @@ func (n *node) setReady(ready bool) {
 // barrier. It fails fast when another node leads (a *NotLeaderError), and
 // waits (within ctx, at most leaderWait) while no leader is known, e.g.
 // during an election (then ErrNoLeader).
-func (n *node) waitReady(ctx context.Context) error {
+func (n *raftNode) waitReady(ctx context.Context) error {
 	if n.readyFast.Load() && n.raft.State() == raft.Leader {
 		return nil
 	}
@@ -300,7 +300,7 @@ var (
 )
 
 // leaderError describes why this node cannot serve as leader now.
-func (n *node) leaderError() error {
+func (n *raftNode) leaderError() error {
 	if addr := n.leaderAddr(); addr != "" && addr != n.id {
 		return &NotLeaderError{Leader: addr}
 	}
@@ -308,7 +308,7 @@ func (n *node) leaderError() error {
 }
 
 // raftError maps hashicorp/raft's errors to this layer's.
-func (n *node) raftError(err error) error {
+func (n *raftNode) raftError(err error) error {
 	switch {
 	case err == nil:
 		return nil
@@ -323,16 +323,16 @@ func (n *node) raftError(err error) error {
 }
 
 // leaderAddr is the current leader's address, "" if unknown.
-func (n *node) leaderAddr() string {
+func (n *raftNode) leaderAddr() string {
 	addr, _ := n.raft.LeaderWithID()
 	return string(addr)
 }
 
 // isLeader reports whether this node is the leader now.
-func (n *node) isLeader() bool { return n.raft.State() == raft.Leader }
+func (n *raftNode) isLeader() bool { return n.raft.State() == raft.Leader }
 
 // state is this node's Raft role.
-func (n *node) state() raft.RaftState { return n.raft.State() }
+func (n *raftNode) state() raft.RaftState { return n.raft.State() }
 
 // ErrReadVerify wraps a failure to confirm leadership for a linearizable
 // read, other than losing it.
@@ -340,7 +340,7 @@ var ErrReadVerify = errors.New("linearizable read failed")
 
 // verifyLeader confirms leadership with a majority (a heartbeat round) and
 // returns the commit index observed before it.
-func (n *node) verifyLeader() (uint64, error) {
+func (n *raftNode) verifyLeader() (uint64, error) {
 	commit := n.raft.CommitIndex()
 	err := n.raft.VerifyLeader().Error()
 	switch {
@@ -354,21 +354,21 @@ func (n *node) verifyLeader() (uint64, error) {
 
 // raftApplied is Raft's own applied index, which also counts entries that
 // never reach the FSM (no-ops, barriers, configuration changes).
-func (n *node) raftApplied() uint64 { return n.raft.AppliedIndex() }
+func (n *raftNode) raftApplied() uint64 { return n.raft.AppliedIndex() }
 
 // apply hands an encoded entry to Raft.
-func (n *node) apply(data []byte, timeout time.Duration) raft.ApplyFuture {
+func (n *raftNode) apply(data []byte, timeout time.Duration) raft.ApplyFuture {
 	return n.raft.Apply(data, timeout)
 }
 
 // stats is hashicorp/raft's statistics.
-func (n *node) stats() map[string]string { return n.raft.Stats() }
+func (n *raftNode) stats() map[string]string { return n.raft.Stats() }
 
 // snapshot takes a snapshot now.
-func (n *node) snapshot() error { return n.raft.Snapshot().Error() }
+func (n *raftNode) snapshot() error { return n.raft.Snapshot().Error() }
 
 // members lists the current configuration.
-func (n *node) members() ([]raft.Server, error) {
+func (n *raftNode) members() ([]raft.Server, error) {
 	fut := n.raft.GetConfiguration()
 	if err := fut.Error(); err != nil {
 		return nil, err
@@ -377,7 +377,7 @@ func (n *node) members() ([]raft.Server, error) {
 }
 
 // handOver transfers leadership to another node if this one leads.
-func (n *node) handOver() error {
+func (n *raftNode) handOver() error {
 	if !n.isLeader() {
 		return nil
 	}
@@ -385,17 +385,17 @@ func (n *node) handOver() error {
 }
 
 // addPeer adds a voter (idempotent).
-func (n *node) addPeer(addr string) error {
+func (n *raftNode) addPeer(addr string) error {
 	return n.raftError(n.raft.AddVoter(raft.ServerID(addr), raft.ServerAddress(addr), 0, 10*time.Second).Error())
 }
 
 // removePeer removes a member by address.
-func (n *node) removePeer(addr string) error {
+func (n *raftNode) removePeer(addr string) error {
 	return n.raftError(n.raft.RemoveServer(raft.ServerID(addr), 0, 10*time.Second).Error())
 }
 
 // close shuts Raft down and closes the stores.
-func (n *node) close() {
+func (n *raftNode) close() {
 	close(n.stop)
 	if err := n.raft.Shutdown().Error(); err != nil {
 		n.log.Warn("raft shutdown", "err", err)

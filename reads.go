@@ -47,7 +47,7 @@ var errChild = errors.New("redis-server connection failed")
 // deadline.
 type readPath struct {
 	level    consistency
-	node     *node
+	node     *raftNode
 	fsm      *fsm
 	proposer *proposer
 	pool     *redisconn.Pool
@@ -165,7 +165,7 @@ func (r *readPath) hideExpired(ctx context.Context) error {
 // starts shares one VerifyLeader, then waits until the applied index reaches
 // the commit index taken at the start of that round.
 type readIndexer struct {
-	node    *node
+	node    *raftNode
 	fsm     *fsm
 	mu      sync.Mutex
 	waiters []chan readRound

@@ -17,7 +17,7 @@ import (
 // relaying reports whether requests that need the leader must be relayed
 // to it: --follower-proxy is on, this node is a follower, and a leader is
 // known.
-func (s *server) relaying() bool {
+func (s *frontEnd) relaying() bool {
 	if !s.followerProxy || s.node.isLeader() {
 		return false
 	}
@@ -30,7 +30,7 @@ func (s *server) relaying() bool {
 // OK and the QUEUED answers of a relayed transaction). limit bounds the
 // wait for the leader's answer (0: none, for a blocking command that may
 // wait forever).
-func (s *server) relayRun(cl *client, cmds [][][]byte, skip int, limit time.Duration) [][]byte {
+func (s *frontEnd) relayRun(cl *clientConn, cmds [][][]byte, skip int, limit time.Duration) [][]byte {
 	fail := func(msg string) [][]byte {
 		out := make([][]byte, len(cmds)-skip)
 		for i := range out {
@@ -71,7 +71,7 @@ func (s *server) relayRun(cl *client, cmds [][][]byte, skip int, limit time.Dura
 
 // relayConn returns the client's connection to the current leader,
 // replacing one to a former leader.
-func (s *server) relayConn(cl *client) (*redisconn.Conn, error) {
+func (s *frontEnd) relayConn(cl *clientConn) (*redisconn.Conn, error) {
 	leader := s.node.leaderAddr()
 	if cl.relay != nil && cl.relayTo != leader {
 		cl.relay.Close()
@@ -90,7 +90,7 @@ func (s *server) relayConn(cl *client) (*redisconn.Conn, error) {
 // relayBlocking relays a blocking call; the leader does the waiting, for
 // as long as it takes. A client that leaves ends the wait by closing the
 // relay connection.
-func (s *server) relayBlocking(cl *client, args [][]byte) []byte {
+func (s *frontEnd) relayBlocking(cl *clientConn, args [][]byte) []byte {
 	c, err := s.relayConn(cl)
 	if err != nil {
 		return resp.Error("ERR cannot reach the leader: " + err.Error())

@@ -21,7 +21,7 @@ type transaction struct {
 }
 
 // multi answers MULTI.
-func (s *server) multi(_ context.Context, cl *client, _ [][]byte) []byte {
+func (s *frontEnd) multi(_ context.Context, cl *clientConn, _ [][]byte) []byte {
 	if cl.tx != nil {
 		return resp.Error("ERR MULTI calls can not be nested")
 	}
@@ -30,7 +30,7 @@ func (s *server) multi(_ context.Context, cl *client, _ [][]byte) []byte {
 }
 
 // queue checks a command sent inside MULTI and queues it.
-func (s *server) queue(cl *client, ci *commandInfo, args [][]byte) []byte {
+func (s *frontEnd) queue(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 	reply := s.check(ci, args)
 	if reply == nil && !ci.queueable() && !ci.isBlockingCall(args) {
 		// Blocking calls are queued: the child runs them as non-blocking
@@ -62,7 +62,7 @@ func validDB(arg []byte) (int, bool) {
 }
 
 // exec answers EXEC: the queued transaction is proposed as one log entry.
-func (s *server) exec(ctx context.Context, cl *client, _ [][]byte) []byte {
+func (s *frontEnd) exec(ctx context.Context, cl *clientConn, _ [][]byte) []byte {
 	tx := cl.tx
 	if tx == nil {
 		return resp.Error("ERR EXEC without MULTI")
@@ -104,7 +104,7 @@ func (s *server) exec(ctx context.Context, cl *client, _ [][]byte) []byte {
 }
 
 // discard answers DISCARD.
-func (s *server) discard(ctx context.Context, cl *client, _ [][]byte) []byte {
+func (s *frontEnd) discard(ctx context.Context, cl *clientConn, _ [][]byte) []byte {
 	if cl.tx == nil {
 		return resp.Error("ERR DISCARD without MULTI")
 	}
@@ -114,7 +114,7 @@ func (s *server) discard(ctx context.Context, cl *client, _ [][]byte) []byte {
 }
 
 // watch answers WATCH key...: recorded through the log.
-func (s *server) watch(ctx context.Context, cl *client, args [][]byte) []byte {
+func (s *frontEnd) watch(ctx context.Context, cl *clientConn, args [][]byte) []byte {
 	if cl.tx != nil {
 		return resp.Error("ERR WATCH inside MULTI is not allowed")
 	}
@@ -131,14 +131,14 @@ func (s *server) watch(ctx context.Context, cl *client, args [][]byte) []byte {
 }
 
 // unwatchCommand answers UNWATCH.
-func (s *server) unwatchCommand(ctx context.Context, cl *client, _ [][]byte) []byte {
+func (s *frontEnd) unwatchCommand(ctx context.Context, cl *clientConn, _ [][]byte) []byte {
 	s.unwatch(ctx, cl)
 	return resp.OK
 }
 
 // unwatch drops this client's WATCH, if any: on the leader through the
 // relay connection, and through the log.
-func (s *server) unwatch(ctx context.Context, cl *client) {
+func (s *frontEnd) unwatch(ctx context.Context, cl *clientConn) {
 	if cl.relay != nil {
 		s.relayRun(cl, [][][]byte{{[]byte("UNWATCH")}}, 0, requestTimeout)
 	}

@@ -1,11 +1,10 @@
 package tests
 
-// Determinism tests (issue 3): every node ends with the same data, values
-// and absolute expiries, after pauses, restarts, log replay, snapshot
-// installs and leader changes. Each test compares the full state of every
-// node (every key of every db with type, canonical value and PEXPIRETIME,
-// read at --consistency low on each node, plus consumer groups) and
-// RAFTDIGEST at the same applied index; see determinism_helpers_test.go.
+// Determinism: every node ends with the same data — values, deadlines to
+// the millisecond, stream consumer groups — whatever it went through:
+// pauses, restarts that replay the log, snapshot installs after deadlines
+// passed, random and time-relative commands, scripts, and a randomized
+// workload with kills.
 
 import (
 	"context"
@@ -21,6 +20,110 @@ import (
 
 	"github.com/redis/go-redis/v9"
 )
+
+// detWaitWall waits until the wall clock passes at. It is used only to let
+// a key's deadline (the thing under test) go by.
+func detWaitWall(at time.Time) {
+	for {
+		d := time.Until(at)
+		if d <= 0 {
+			return
+		}
+		time.Sleep(min(d, 50*time.Millisecond))
+	}
+}
+
+// detInt runs a command that must answer an integer.
+func detInt(t testing.TB, n *Node, args ...interface{}) int64 {
+	t.Helper()
+	v := n.MustDo(args...)
+	i, ok := v.(int64)
+	if !ok {
+		t.Fatalf("%s: %v: want an integer, got %#v", n, args, v)
+	}
+	return i
+}
+
+// detCheckGone asserts on every node that each key is gone: EXISTS 0, TTL
+// -2, PTTL -2, GET nil (for strings), and absent from KEYS *.
+func detCheckGone(t testing.TB, nodes []*Node, keys ...string) {
+	t.Helper()
+	for _, n := range nodes {
+		all := map[string]bool{}
+		if v, ok := n.MustDo("KEYS", "*").([]interface{}); ok {
+			for _, k := range v {
+				all[fmt.Sprint(k)] = true
+			}
+		}
+		for _, k := range keys {
+			if got := detInt(t, n, "EXISTS", k); got != 0 {
+				t.Errorf("%s: EXISTS %s = %d, want 0 (the key is past its deadline)", n, k, got)
+			}
+			if got := detInt(t, n, "TTL", k); got != -2 {
+				t.Errorf("%s: TTL %s = %d, want -2", n, k, got)
+			}
+			if got := detInt(t, n, "PTTL", k); got != -2 {
+				t.Errorf("%s: PTTL %s = %d, want -2", n, k, got)
+			}
+			if v, err := n.Do("GET", k); err != nil || v != nil {
+				t.Errorf("%s: GET %s = %#v, %v; want nil", n, k, v, err)
+			}
+			if all[k] {
+				t.Errorf("%s: KEYS * still lists %s", n, k)
+			}
+		}
+	}
+}
+
+// detFollowers returns the nodes other than the current leader.
+func detFollowers(t testing.TB, nodes []*Node) (*Node, []*Node) {
+	t.Helper()
+	l := waitLeader(t, nodes...)
+	return l, others(nodes, l)
+}
+
+// Replicas must hold identical data, including for commands whose effect is
+// random or time-relative (SPOP, XADD *, EXPIRE/EX/SETEX/GETEX, INCRBYFLOAT):
+// expiry times are compared to the millisecond, on live replicas and after
+// a follower rebuilt its state from the log on restart.
+func TestReplicasIdentical(t *testing.T) {
+	nodes := startCluster(t, 3, nodeOpts{Consistency: "low"})
+	l := waitLeader(t, nodes...)
+	l.DoEventually(10*time.Second, "SET", "warm", "1")
+	cmds := [][]interface{}{
+		{"SET", "e1", "v", "EX", "1000"},
+		{"SETEX", "e2", "500", "v"},
+		{"SET", "e3", "v"}, {"EXPIRE", "e3", "3000"},
+		{"SET", "e4", "v"}, {"PEXPIRE", "e4", "4000000"},
+		{"SET", "e5", "v"}, {"GETEX", "e5", "EX", "700"},
+		{"SET", "e1", "v2", "KEEPTTL"},
+		{"HSET", "h", "f", "1"}, {"HINCRBYFLOAT", "h", "f", "1.5"},
+		{"INCRBYFLOAT", "fl", "0.1"},
+		{"XADD", "st", "*", "f", "v"},
+		{"XADD", "st", "*", "f", "w"},
+	}
+	members := []interface{}{"SADD", "s"}
+	for i := 0; i < 40; i++ {
+		members = append(members, "m"+strconv.Itoa(i))
+	}
+	cmds = append(cmds, members, []interface{}{"SPOP", "s", "7"}, []interface{}{"SPOP", "s"})
+	cmds = append(cmds, []interface{}{"SADD", "s2", "a", "b", "c", "d", "e", "f"}, []interface{}{"SMOVE", "s2", "s3", "a"})
+	for _, c := range cmds {
+		l.MustDo(c...)
+	}
+	sameAsLeader := func() {
+		t.Helper()
+		waitSameStateAs(t, l, others(nodes, l)...)
+		waitApplied(t, nodes...)
+	}
+	sameAsLeader()
+
+	f := others(nodes, l)[0]
+	f.Kill9()
+	f.Restart()
+	waitLeader(t, nodes...)
+	sameAsLeader()
+}
 
 // 1. A follower frozen with SIGSTOP applies SET k v PX 1500, the APPEND and
 // INCR made 0.5 s later, and the sweep, all after the deadline has passed
@@ -77,7 +180,7 @@ func TestDeterminismPausedFollowerTTL(t *testing.T) {
 	f.Resume()
 
 	waitLeader(t, nodes...)
-	v := detConverged(t, appliedTimeout, true, nodes...)
+	v := converged(t, appliedTimeout, true, nodes...)
 	detCheckGone(t, nodes, "k", "n")
 	mustEqual(t, "plain", v.keys["0:plain"].Value, strconv.Quote("p"))
 	mustEqual(t, "late", v.keys["0:late"].Value, strconv.Quote("1"))
@@ -126,15 +229,15 @@ func TestDeterminismFollowerRestartReplayTTL(t *testing.T) {
 
 	f.Restart() // replays the whole log after every deadline
 	waitLeader(t, nodes...)
-	v1 := detConverged(t, appliedTimeout, true, nodes...)
+	v1 := converged(t, appliedTimeout, true, nodes...)
 	detCheckGone(t, nodes, "k", "n", "k2")
 
 	// Once more, now with the sweeps in the log too.
 	f.Kill9()
 	f.Restart()
 	waitLeader(t, nodes...)
-	v2 := detConverged(t, appliedTimeout, true, nodes...)
-	detSameData(t, "second restart", v1, v2, true)
+	v2 := converged(t, appliedTimeout, true, nodes...)
+	sameData(t, "second restart", v1, v2, true)
 	detCheckGone(t, nodes, "k", "n", "k2")
 }
 
@@ -217,7 +320,7 @@ func TestDeterminismSnapshotJoinAfterDeadline(t *testing.T) {
 	all := append(append([]*Node(nil), nodes...), n4)
 	waitMembers(t, all...)
 	waitLeader(t, all...)
-	v := detConverged(t, appliedTimeout, true, all...)
+	v := converged(t, appliedTimeout, true, all...)
 
 	st4, err := raftStats(n4)
 	if err != nil {
@@ -323,8 +426,8 @@ func TestDeterminismRandomAndRelativeCommands(t *testing.T) {
 	l.MustDo("SET", "sx", "v", "EX", "100")
 	waitApplied(t, nodes...)
 
-	before := detConverged(t, appliedTimeout, true, nodes...)
-	check := func(phase string, v detView) {
+	before := converged(t, appliedTimeout, true, nodes...)
+	check := func(phase string, v stateView) {
 		t.Helper()
 		var rest []string
 		if err := parseQuoted(v.keys["0:s"].Value, &rest); err != nil {
@@ -368,7 +471,7 @@ func TestDeterminismRandomAndRelativeCommands(t *testing.T) {
 	xids = append(xids, fmt.Sprint(l.MustDo("XADD", "x", "*", "i", "after")))
 	fl = l.MustDo("INCRBYFLOAT", "fl", "1.1")
 	waitApplied(t, nodes...)
-	before = detConverged(t, appliedTimeout, true, nodes...)
+	before = converged(t, appliedTimeout, true, nodes...)
 	check("before restart", before)
 
 	for _, n := range nodes {
@@ -379,14 +482,14 @@ func TestDeterminismRandomAndRelativeCommands(t *testing.T) {
 	}
 	waitMembers(t, nodes...)
 	l = waitLeader(t, nodes...)
-	after := detConverged(t, appliedTimeout, true, nodes...)
-	detSameData(t, "after restarting every node", before, after, true)
+	after := converged(t, appliedTimeout, true, nodes...)
+	sameData(t, "after restarting every node", before, after, true)
 	check("after restart", after)
 
 	// Randomness after the restart is still shared.
 	addPopped("SPOP s 4 after restart", l.DoEventually(10*time.Second, "SPOP", "s", "4"))
 	waitApplied(t, nodes...)
-	check("after restart + SPOP", detConverged(t, appliedTimeout, true, nodes...))
+	check("after restart + SPOP", converged(t, appliedTimeout, true, nodes...))
 }
 
 // parseQuoted parses quoteAll's rendering ["a","b"].
@@ -506,7 +609,7 @@ func TestDeterminismRandomWorkload(t *testing.T) {
 		}
 		live := running(nodes)
 		waitLeader(t, live...)
-		v := detConverged(t, 60*time.Second, true, live...)
+		v := converged(t, 60*time.Second, true, live...)
 		checkpoints++
 		t.Logf("checkpoint %d (%s): %d nodes equal at applied index %d, %d keys (%d with a deadline); %s",
 			checkpoints, label, len(live), v.dig.Applied, len(v.keys), detCountTTL(v), stats.short())
@@ -566,7 +669,7 @@ func TestDeterminismRandomWorkload(t *testing.T) {
 
 	waitMembers(t, nodes...)
 	waitLeader(t, nodes...)
-	v := detConverged(t, 60*time.Second, true, nodes...)
+	v := converged(t, 60*time.Second, true, nodes...)
 	t.Logf("end: converged at applied index %d with %d keys (%d with a deadline)", v.dig.Applied, len(v.keys), detCountTTL(v))
 	for _, n := range nodes {
 		if st, err := raftStats(n); err == nil {
@@ -592,11 +695,11 @@ func TestDeterminismRandomWorkload(t *testing.T) {
 	if last > 0 {
 		detWaitWall(time.UnixMilli(last).Add(100 * time.Millisecond))
 	}
-	v2 := detConverged(t, 60*time.Second, true, nodes...)
+	v2 := converged(t, 60*time.Second, true, nodes...)
 	t.Logf("after the short TTLs ran out: applied index %d, %d keys (%d with a deadline)", v2.dig.Applied, len(v2.keys), detCountTTL(v2))
 }
 
-func detCountTTL(v detView) int {
+func detCountTTL(v stateView) int {
 	n := 0
 	for _, ks := range v.keys {
 		if ks.PExpireTime >= 0 {
@@ -627,23 +730,23 @@ func TestDeterminismStreamGroupTimes(t *testing.T) {
 	l.MustDo("XAUTOCLAIM", "st", "g", "c4", "0", "0-0", "COUNT", "1")
 	l.MustDo("XACK", "st", "g", ids[4])
 	waitApplied(t, nodes...)
-	before := detConverged(t, appliedTimeout, true, nodes...)
+	before := converged(t, appliedTimeout, true, nodes...)
 	t.Logf("groups: %s", before.groups["0:st"])
 
 	// A follower rebuilds the stream from the log, later in wall-clock time.
 	fs[0].Kill9()
 	fs[0].Restart()
 	waitLeader(t, nodes...)
-	after := detConverged(t, appliedTimeout, true, nodes...)
-	detSameData(t, "after a follower restart", before, after, true)
+	after := converged(t, appliedTimeout, true, nodes...)
+	sameData(t, "after a follower restart", before, after, true)
 
 	// Consumers' seen-time: Redis 7.0 sets it from its own clock on every
 	// XREADGROUP/XCLAIM and offers no way to set it, so it is only reported.
 	for _, n := range nodes[1:] {
-		v0, _ := detReadView(nodes[0])
-		v, err := detReadView(n)
+		v0, _ := readView(nodes[0])
+		v, err := readView(n)
 		if err == nil && v.dig.Applied == v0.dig.Applied && v.groupsSeen["0:st"] != v0.groupsSeen["0:st"] {
-			x, y := detFirstDiff(v0.groupsSeen["0:st"], v.groupsSeen["0:st"])
+			x, y := firstDiff(v0.groupsSeen["0:st"], v.groupsSeen["0:st"])
 			t.Logf("NOTE: consumer seen-time differs (not compared): %s has %s; %s has %s", nodes[0], x, n, y)
 		}
 	}
@@ -739,7 +842,7 @@ func TestDeterminismScriptAndReadEdgeCases(t *testing.T) {
 					t.Fatalf("setup %v: %v", s, err)
 				}
 			}
-			detWaitIndex(t, nodes...)
+			waitIndex(t, nodes...)
 			v, err := do(tc.run...)
 			t.Logf("db %d: %v -> %v, %v", db, trunc(fmt.Sprint(tc.run)), trunc(fmt.Sprint(v)), err)
 			if tc.read {
@@ -749,8 +852,8 @@ func TestDeterminismScriptAndReadEdgeCases(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			detWaitIndex(t, nodes...)
-			detConverged(t, appliedTimeout, true, nodes...)
+			waitIndex(t, nodes...)
+			converged(t, appliedTimeout, true, nodes...)
 		})
 	}
 }
@@ -828,7 +931,7 @@ func TestDeterminismExpiryIndexEdgeCases(t *testing.T) {
 			}
 			detWaitWall(time.Now().Add((ttl + 200) * time.Millisecond))
 			l.MustDo("SET", "bump", tc.name) // an entry after the deadline
-			detWaitIndex(t, nodes...)
+			waitIndex(t, nodes...)
 			for _, n := range nodes {
 				for _, w := range tc.gone {
 					got, err := n.ClientDB(w.db).Exists(ctx, w.key).Result()
@@ -840,7 +943,7 @@ func TestDeterminismExpiryIndexEdgeCases(t *testing.T) {
 					}
 				}
 			}
-			detConverged(t, appliedTimeout, true, nodes...)
+			converged(t, appliedTimeout, true, nodes...)
 		})
 	}
 }
@@ -866,7 +969,7 @@ func TestDeterminismUndeclaredTTLAfterSnapshotRestore(t *testing.T) {
 	if _, err := l.Do("APPEND", "declared", "x"); err != nil {
 		t.Fatalf("APPEND: %v", err)
 	}
-	detWaitIndex(t, nodes...)
+	waitIndex(t, nodes...)
 	for _, n := range nodes {
 		if v, _ := n.Do("GET", "undeclared"); v != nil {
 			t.Errorf("%s: GET undeclared = %#v, want nil", n, v)
@@ -875,5 +978,5 @@ func TestDeterminismUndeclaredTTLAfterSnapshotRestore(t *testing.T) {
 			t.Errorf("%s: PTTL declared = %#v, want -1 (re-created by APPEND after expiring)", n, v)
 		}
 	}
-	detConverged(t, appliedTimeout, true, nodes...)
+	converged(t, appliedTimeout, true, nodes...)
 }

@@ -1,15 +1,15 @@
 package tests
 
-// Reusable harness for the redraft integration tests: builds the binary,
-// starts/stops/kills nodes, gives each node a go-redis client, and offers
-// polling helpers (eventually, waitLeader, waitApplied) plus a full-state
-// dump (clusterState) to compare nodes.
+// The harness of the cluster tests: it builds the redraft binary once,
+// starts, stops, kills, pauses and restarts nodes (each with its own real
+// redis-server child), gives each a go-redis client, polls with deadlines
+// (eventually, poll, waitLeader, waitApplied) and reads Raft's view
+// (RAFTDIGEST, RAFTSTATS, RAFTPEERS). Cluster state is in state_test.go.
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -395,7 +395,8 @@ func (n *Node) Stop() error {
 }
 
 // Pause / Resume freeze and thaw the node with SIGSTOP / SIGCONT.
-func (n *Node) Pause()  { n.t.Helper(); n.signal(syscall.SIGSTOP) }
+func (n *Node) Pause() { n.t.Helper(); n.signal(syscall.SIGSTOP) }
+
 func (n *Node) Resume() { n.t.Helper(); n.signal(syscall.SIGCONT) }
 
 // Restart starts a new incarnation with the same port, dir and args (the
@@ -702,222 +703,6 @@ func raftPeers(n *Node) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// ---------------------------------------------------------------------------
-// Full state dump
-
-// keyState is what clusterState records per key.
-type keyState struct {
-	Type        string
-	Value       string // canonical rendering (DUMP hex for unknown types)
-	PExpireTime int64  // -1 = no expiry
-}
-
-// clusterState reads every key of every db (0..15) from n via SCAN. For a
-// follower this needs a node started with --consistency low (otherwise reads
-// get TRY). Keys map as "db:key". Values are rendered canonically (sets and
-// hashes sorted) rather than via DUMP, because the object encoding (and so
-// the DUMP payload) legitimately differs between a node that built a value
-// by commands and one that loaded it from an RDB snapshot.
-func clusterState(t testing.TB, n *Node) map[string]keyState {
-	t.Helper()
-	st, err := readState(n)
-	if err != nil {
-		t.Fatalf("clusterState(%s): %v", n, err)
-	}
-	return st
-}
-
-func readState(n *Node) (map[string]keyState, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out := map[string]keyState{}
-	for db := 0; db < 16; db++ {
-		c := newClient(n.Addr, db)
-		err := readDB(ctx, c, db, out)
-		c.Close()
-		if err != nil {
-			return nil, fmt.Errorf("db %d: %w", db, err)
-		}
-	}
-	return out, nil
-}
-
-func readDB(ctx context.Context, c *redis.Client, db int, out map[string]keyState) error {
-	var cursor uint64
-	seen := map[string]bool{}
-	for {
-		keys, next, err := c.Scan(ctx, cursor, "*", 1000).Result()
-		if err != nil {
-			return fmt.Errorf("SCAN %d: %w", cursor, err)
-		}
-		for _, k := range keys {
-			if seen[k] {
-				continue
-			}
-			seen[k] = true
-			ks, ok, err := readKey(ctx, c, k)
-			if err != nil {
-				return fmt.Errorf("key %q: %w", k, err)
-			}
-			if ok {
-				out[fmt.Sprintf("%d:%s", db, k)] = ks
-			}
-		}
-		cursor = next
-		if cursor == 0 {
-			return nil
-		}
-	}
-}
-
-func readKey(ctx context.Context, c *redis.Client, k string) (keyState, bool, error) {
-	typ, err := c.Type(ctx, k).Result()
-	if err != nil {
-		return keyState{}, false, fmt.Errorf("TYPE: %w", err)
-	}
-	if typ == "none" { // expired or deleted between SCAN and TYPE
-		return keyState{}, false, nil
-	}
-	var val string
-	switch typ {
-	case "string":
-		val, err = c.Get(ctx, k).Result()
-		val = strconv.Quote(val)
-	case "list":
-		var l []string
-		l, err = c.LRange(ctx, k, 0, -1).Result()
-		val = quoteAll(l)
-	case "set":
-		var l []string
-		l, err = c.SMembers(ctx, k).Result()
-		sort.Strings(l)
-		val = quoteAll(l)
-	case "zset":
-		var l []redis.Z
-		l, err = c.ZRangeWithScores(ctx, k, 0, -1).Result()
-		parts := make([]string, len(l))
-		for i, z := range l {
-			parts[i] = fmt.Sprintf("%q=%s", z.Member, strconv.FormatFloat(z.Score, 'g', -1, 64))
-		}
-		val = strings.Join(parts, ",")
-	case "hash":
-		var m map[string]string
-		m, err = c.HGetAll(ctx, k).Result()
-		parts := make([]string, 0, len(m))
-		for f, v := range m {
-			parts = append(parts, fmt.Sprintf("%q=%q", f, v))
-		}
-		sort.Strings(parts)
-		val = strings.Join(parts, ",")
-	case "stream":
-		var l []redis.XMessage
-		l, err = c.XRange(ctx, k, "-", "+").Result()
-		val = fmt.Sprint(l)
-	default:
-		val, err = c.Dump(ctx, k).Result()
-		val = hex.EncodeToString([]byte(val))
-	}
-	if err == redis.Nil {
-		return keyState{}, false, nil
-	}
-	if err != nil {
-		return keyState{}, false, fmt.Errorf("read %s: %w", typ, err)
-	}
-	pexp, err := c.Do(ctx, "PEXPIRETIME", k).Int64()
-	if err != nil {
-		return keyState{}, false, fmt.Errorf("PEXPIRETIME: %w", err)
-	}
-	if pexp == -2 {
-		return keyState{}, false, nil
-	}
-	return keyState{Type: typ, Value: val, PExpireTime: pexp}, true, nil
-}
-
-func quoteAll(l []string) string {
-	q := make([]string, len(l))
-	for i, s := range l {
-		q[i] = strconv.Quote(s)
-	}
-	return "[" + strings.Join(q, ",") + "]"
-}
-
-// diffStates compares two state dumps. Absolute expiry times may differ by
-// up to ttlTol (0 = must be identical; -1 = don't compare expiry times, only
-// whether a key has one). Returns nil if equal, else an error listing up to
-// 10 differences.
-func diffStates(a, b map[string]keyState, ttlTol time.Duration) error {
-	var diffs []string
-	keys := map[string]bool{}
-	for k := range a {
-		keys[k] = true
-	}
-	for k := range b {
-		keys[k] = true
-	}
-	sorted := make([]string, 0, len(keys))
-	for k := range keys {
-		sorted = append(sorted, k)
-	}
-	sort.Strings(sorted)
-	for _, k := range sorted {
-		x, okx := a[k]
-		y, oky := b[k]
-		switch {
-		case !okx:
-			diffs = append(diffs, fmt.Sprintf("%s: missing in first, second has %+v", k, y))
-		case !oky:
-			diffs = append(diffs, fmt.Sprintf("%s: missing in second, first has %+v", k, x))
-		case x.Type != y.Type || x.Value != y.Value:
-			diffs = append(diffs, fmt.Sprintf("%s: %s %s != %s %s", k, x.Type, trunc(x.Value), y.Type, trunc(y.Value)))
-		case (x.PExpireTime < 0) != (y.PExpireTime < 0):
-			diffs = append(diffs, fmt.Sprintf("%s: PEXPIRETIME %d != %d", k, x.PExpireTime, y.PExpireTime))
-		case ttlTol >= 0 && absDur(x.PExpireTime-y.PExpireTime) > ttlTol:
-			diffs = append(diffs, fmt.Sprintf("%s: PEXPIRETIME %d != %d (diff %dms > %v)", k, x.PExpireTime, y.PExpireTime, x.PExpireTime-y.PExpireTime, ttlTol))
-		}
-	}
-	if len(diffs) == 0 {
-		return nil
-	}
-	total := len(diffs)
-	if total > 10 {
-		diffs = diffs[:10]
-	}
-	return fmt.Errorf("%d keys differ (first has %d keys, second %d):\n  %s", total, len(a), len(b), strings.Join(diffs, "\n  "))
-}
-
-func absDur(ms int64) time.Duration {
-	if ms < 0 {
-		ms = -ms
-	}
-	return time.Duration(ms) * time.Millisecond
-}
-
-func trunc(s string) string {
-	if len(s) > 120 {
-		return s[:120] + "..."
-	}
-	return s
-}
-
-// waitSameState polls until every node's clusterState equals want (within
-// ttlTol), then returns nil; the nodes must serve local reads (--consistency
-// low) unless only the leader is passed.
-func waitSameState(t testing.TB, want map[string]keyState, ttlTol time.Duration, nodes ...*Node) {
-	t.Helper()
-	eventually(t, appliedTimeout, func() error {
-		for _, n := range nodes {
-			got, err := readState(n)
-			if err != nil {
-				return fmt.Errorf("%s: %v", n, err)
-			}
-			if err := diffStates(want, got, ttlTol); err != nil {
-				return fmt.Errorf("%s differs from expected: %v", n, err)
-			}
-		}
-		return nil
-	})
 }
 
 // ---------------------------------------------------------------------------

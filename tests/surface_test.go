@@ -1,6 +1,6 @@
 package tests
 
-// The Redis command surface as clients use it (issue 4): transactions,
+// The Redis command surface as clients use it: transactions,
 // scripts and functions, Pub/Sub across nodes, blocking commands,
 // connection and server commands, every refusal, data commands of every
 // type, --follower-proxy and redis-cli. One 3-node cluster is shared by

@@ -1,9 +1,8 @@
 package tests
 
-// Helpers for the determinism tests (issue 3): a consistent full-state view
-// of one node (every key of every db with value and PEXPIRETIME, consumer
-// groups of every stream, RAFTDIGEST), a convergence check that fails at
-// once when nodes at the same applied index differ, and small utilities.
+// A randomized, seeded client workload over every data type, transactions,
+// scripts and TTLs, run by several workers against a cluster while nodes
+// are killed and restarted (TestDeterminismRandomWorkload).
 
 import (
 	"context"
@@ -13,346 +12,12 @@ import (
 	"math/rand"
 	"net"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
-
-// detView is one node's state read while its applied index did not move.
-type detView struct {
-	node *Node
-	dig  digest
-	keys map[string]keyState // "db:key" -> type, canonical value, PEXPIRETIME
-	// groups renders the consumer groups of each stream key ("db:key")
-	// with PEL delivery times; groupsNoTime without them; groupsSeen also
-	// with the consumers' seen-time (which Redis 7.0 always takes from its
-	// own clock, so it is not compared by default).
-	groups       map[string]string
-	groupsNoTime map[string]string
-	groupsSeen   map[string]string
-}
-
-// detReadView reads n's full state between two RAFTDIGEST calls and returns
-// an error if the applied index moved meanwhile (the caller retries). It
-// also checks that no key whose deadline had already passed when the read
-// started is visible (a hard failure: such a read must have been preceded by
-// a sweep).
-func detReadView(n *Node) (detView, error) {
-	d1, err := raftDigest(n)
-	if err != nil {
-		return detView{}, fmt.Errorf("RAFTDIGEST: %w", err)
-	}
-	start := time.Now().UnixMilli()
-	keys, err := readState(n)
-	if err != nil {
-		return detView{}, err
-	}
-	g, gn, gs, err := detStreamGroups(n, keys)
-	if err != nil {
-		return detView{}, err
-	}
-	d2, err := raftDigest(n)
-	if err != nil {
-		return detView{}, fmt.Errorf("RAFTDIGEST: %w", err)
-	}
-	if d1 != d2 {
-		return detView{}, fmt.Errorf("applied index moved during the read (%d -> %d)", d1.Applied, d2.Applied)
-	}
-	for k, ks := range keys {
-		if ks.PExpireTime >= 0 && ks.PExpireTime < start {
-			return detView{}, stopPolling(fmt.Errorf("%s returned key %s (%s %s) although its deadline %d had passed before the read started at %d",
-				n, k, ks.Type, trunc(ks.Value), ks.PExpireTime, start))
-		}
-	}
-	return detView{node: n, dig: d1, keys: keys, groups: g, groupsNoTime: gn, groupsSeen: gs}, nil
-}
-
-// detSplitKey splits a clusterState key "db:key".
-func detSplitKey(k string) (int, string) {
-	i := strings.IndexByte(k, ':')
-	db, _ := strconv.Atoi(k[:i])
-	return db, k[i+1:]
-}
-
-// detStreamGroups reads XINFO STREAM key FULL for every stream in keys.
-// DEBUG DIGEST (and so RAFTDIGEST) does not cover consumer groups, and
-// clusterState renders only the entries, so groups are compared separately.
-func detStreamGroups(n *Node, keys map[string]keyState) (withT, noT, seen map[string]string, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	withT, noT, seen = map[string]string{}, map[string]string{}, map[string]string{}
-	clients := map[int]*redis.Client{}
-	defer func() {
-		for _, c := range clients {
-			c.Close()
-		}
-	}()
-	for k, ks := range keys {
-		if ks.Type != "stream" {
-			continue
-		}
-		db, key := detSplitKey(k)
-		c := clients[db]
-		if c == nil {
-			c = newClient(n.Addr, db)
-			clients[db] = c
-		}
-		v, err := c.Do(ctx, "XINFO", "STREAM", key, "FULL").Result()
-		if err != nil {
-			if strings.Contains(err.Error(), "no such key") {
-				continue // deleted (expired) after the scan; the digest check catches the move
-			}
-			return nil, nil, nil, fmt.Errorf("XINFO STREAM %s FULL: %w", k, err)
-		}
-		withT[k] = detRenderXInfo(v, detDeliveryTimes)
-		noT[k] = detRenderXInfo(v, detNoTimes)
-		seen[k] = detRenderXInfo(v, detAllTimes)
-	}
-	return withT, noT, seen, nil
-}
-
-// Which time fields detRenderXInfo keeps.
-const (
-	detNoTimes       = iota // neither delivery times nor seen-times
-	detDeliveryTimes        // PEL delivery times
-	detAllTimes             // also consumers' seen-time / active-time
-)
-
-// detRenderXInfo renders an XINFO STREAM FULL reply canonically. Radix-tree
-// sizes (an encoding detail) and the entries (compared by clusterState) are
-// left out, and the time fields that times does not keep.
-func detRenderXInfo(v interface{}, times int) string {
-	top, ok := v.([]interface{})
-	if !ok {
-		return fmt.Sprintf("%#v", v)
-	}
-	var b strings.Builder
-	for i := 0; i+1 < len(top); i += 2 {
-		name := fmt.Sprint(top[i])
-		switch name {
-		case "radix-tree-keys", "radix-tree-nodes", "entries":
-			continue
-		case "groups":
-			b.WriteString("groups=[")
-			for _, g := range asList(top[i+1]) {
-				b.WriteString("{" + detRenderKV(g, times) + "}")
-			}
-			b.WriteString("];")
-		default:
-			fmt.Fprintf(&b, "%s=%v;", name, top[i+1])
-		}
-	}
-	return b.String()
-}
-
-// detRenderKV renders a flat name/value array of a group or consumer.
-func detRenderKV(v interface{}, times int) string {
-	l := asList(v)
-	var b strings.Builder
-	for i := 0; i+1 < len(l); i += 2 {
-		name := fmt.Sprint(l[i])
-		val := l[i+1]
-		switch name {
-		case "seen-time", "active-time":
-			if times != detAllTimes {
-				val = "*"
-			}
-			fmt.Fprintf(&b, "%s=%v;", name, val)
-		case "consumers":
-			b.WriteString("consumers=[")
-			for _, c := range asList(val) {
-				b.WriteString("{" + detRenderKV(c, times) + "}")
-			}
-			b.WriteString("];")
-		case "pending":
-			b.WriteString("pending=[")
-			for _, p := range asList(val) {
-				e := append([]interface{}(nil), asList(p)...)
-				if times == detNoTimes {
-					// group PEL: [id consumer delivery-time count];
-					// consumer PEL: [id delivery-time count]
-					switch len(e) {
-					case 4:
-						e[2] = "*"
-					case 3:
-						e[1] = "*"
-					}
-				}
-				fmt.Fprintf(&b, "%v", e)
-			}
-			b.WriteString("];")
-		default:
-			fmt.Fprintf(&b, "%s=%v;", name, val)
-		}
-	}
-	return b.String()
-}
-
-func asList(v interface{}) []interface{} {
-	l, _ := v.([]interface{})
-	return l
-}
-
-// detDiffViews compares b against a: RAFTDIGEST, every key (value and
-// PEXPIRETIME to the millisecond) and the consumer groups (with their times
-// when groupTimes). Returns nil when equal.
-func detDiffViews(a, b detView, groupTimes bool) error {
-	var diffs []string
-	if a.dig.Hash != b.dig.Hash {
-		diffs = append(diffs, fmt.Sprintf("RAFTDIGEST %s has %s, %s has %s", a.node, a.dig.Hash, b.node, b.dig.Hash))
-	}
-	if err := diffStates(a.keys, b.keys, 0); err != nil {
-		diffs = append(diffs, fmt.Sprintf("state of %s vs %s: %v", a.node, b.node, err))
-	}
-	ga, gb := a.groupsNoTime, b.groupsNoTime
-	if groupTimes {
-		ga, gb = a.groups, b.groups
-	}
-	var gd []string
-	for _, k := range detUnion(ga, gb) {
-		if ga[k] != gb[k] {
-			x, y := detFirstDiff(ga[k], gb[k])
-			gd = append(gd, fmt.Sprintf("%s: %s has %s; %s has %s", k, a.node, x, b.node, y))
-		}
-	}
-	if len(gd) > 0 {
-		if len(gd) > 5 {
-			gd = append(gd[:5], fmt.Sprintf("... %d more", len(gd)-5))
-		}
-		diffs = append(diffs, "consumer groups differ:\n    "+strings.Join(gd, "\n    "))
-	}
-	if len(diffs) == 0 {
-		return nil
-	}
-	return errors.New(strings.Join(diffs, "\n  "))
-}
-
-func detUnion(a, b map[string]string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, m := range []map[string]string{a, b} {
-		for k := range m {
-			if !seen[k] {
-				seen[k] = true
-				out = append(out, k)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// detConverged polls until every node reports the same applied index, then
-// requires, at that index, the same RAFTDIGEST and the same full state on
-// all of them (every key with value and PEXPIRETIME to the millisecond,
-// consumer groups). A difference at an equal applied index is a divergence,
-// not lag, and fails the test at once. Returns the agreed view.
-func detConverged(t testing.TB, timeout time.Duration, groupTimes bool, nodes ...*Node) detView {
-	t.Helper()
-	var out detView
-	eventually(t, timeout, func() error {
-		views := make([]detView, len(nodes))
-		for i, n := range nodes {
-			v, err := detReadView(n)
-			if err != nil {
-				return fmt.Errorf("%s: %w", n, err)
-			}
-			views[i] = v
-		}
-		for _, v := range views[1:] {
-			if v.dig.Applied != views[0].dig.Applied {
-				return fmt.Errorf("not caught up yet: %s at applied index %d, %s at %d", views[0].node, views[0].dig.Applied, v.node, v.dig.Applied)
-			}
-		}
-		var errs []string
-		for _, v := range views[1:] {
-			if err := detDiffViews(views[0], v, groupTimes); err != nil {
-				errs = append(errs, err.Error())
-			}
-		}
-		if len(errs) > 0 {
-			return stopPolling(fmt.Errorf("nodes DIVERGED at the same applied index %d:\n  %s", views[0].dig.Applied, strings.Join(errs, "\n  ")))
-		}
-		out = views[0]
-		return nil
-	})
-	return out
-}
-
-// detSameData fails unless two views hold the same data (digest, keys with
-// PEXPIRETIME, groups) regardless of their applied index (e.g. before and
-// after a restart that added only no-op entries).
-func detSameData(t testing.TB, what string, a, b detView, groupTimes bool) {
-	t.Helper()
-	if err := detDiffViews(a, b, groupTimes); err != nil {
-		t.Fatalf("%s: data changed:\n  %v", what, err)
-	}
-}
-
-// detWaitWall waits until the wall clock passes at. It is used only to let
-// a key's deadline (the thing under test) go by.
-func detWaitWall(at time.Time) {
-	for {
-		d := time.Until(at)
-		if d <= 0 {
-			return
-		}
-		time.Sleep(min(d, 50*time.Millisecond))
-	}
-}
-
-// detInt runs a command that must answer an integer.
-func detInt(t testing.TB, n *Node, args ...interface{}) int64 {
-	t.Helper()
-	v := n.MustDo(args...)
-	i, ok := v.(int64)
-	if !ok {
-		t.Fatalf("%s: %v: want an integer, got %#v", n, args, v)
-	}
-	return i
-}
-
-// detCheckGone asserts on every node that each key is gone: EXISTS 0, TTL
-// -2, PTTL -2, GET nil (for strings), and absent from KEYS *.
-func detCheckGone(t testing.TB, nodes []*Node, keys ...string) {
-	t.Helper()
-	for _, n := range nodes {
-		all := map[string]bool{}
-		if v, ok := n.MustDo("KEYS", "*").([]interface{}); ok {
-			for _, k := range v {
-				all[fmt.Sprint(k)] = true
-			}
-		}
-		for _, k := range keys {
-			if got := detInt(t, n, "EXISTS", k); got != 0 {
-				t.Errorf("%s: EXISTS %s = %d, want 0 (the key is past its deadline)", n, k, got)
-			}
-			if got := detInt(t, n, "TTL", k); got != -2 {
-				t.Errorf("%s: TTL %s = %d, want -2", n, k, got)
-			}
-			if got := detInt(t, n, "PTTL", k); got != -2 {
-				t.Errorf("%s: PTTL %s = %d, want -2", n, k, got)
-			}
-			if v, err := n.Do("GET", k); err != nil || v != nil {
-				t.Errorf("%s: GET %s = %#v, %v; want nil", n, k, v, err)
-			}
-			if all[k] {
-				t.Errorf("%s: KEYS * still lists %s", n, k)
-			}
-		}
-	}
-}
-
-// detFollowers returns the nodes other than the current leader.
-func detFollowers(t testing.TB, nodes []*Node) (*Node, []*Node) {
-	t.Helper()
-	l := waitLeader(t, nodes...)
-	return l, others(nodes, l)
-}
 
 // ---------------------------------------------------------------------------
 // Randomized workload (TestDeterminismRandomWorkload)
@@ -396,15 +61,23 @@ func (g *detGen) pick(prefix string, n int) string {
 	return fmt.Sprintf("%s:%d", prefix, g.r.Intn(n))
 }
 
-func (g *detGen) str() string  { return g.pick("s", 30) }
-func (g *detGen) cnt() string  { return g.pick("c", 8) }
-func (g *detGen) flt() string  { return g.pick("f", 4) }
-func (g *detGen) lst() string  { return g.pick("l", 8) }
-func (g *detGen) hsh() string  { return g.pick("h", 8) }
-func (g *detGen) set() string  { return g.pick("set", 8) }
-func (g *detGen) zst() string  { return g.pick("z", 8) }
+func (g *detGen) str() string { return g.pick("s", 30) }
+
+func (g *detGen) cnt() string { return g.pick("c", 8) }
+
+func (g *detGen) flt() string { return g.pick("f", 4) }
+
+func (g *detGen) lst() string { return g.pick("l", 8) }
+
+func (g *detGen) hsh() string { return g.pick("h", 8) }
+
+func (g *detGen) set() string { return g.pick("set", 8) }
+
+func (g *detGen) zst() string { return g.pick("z", 8) }
+
 func (g *detGen) strm() string { return g.pick("x", 4) }
-func (g *detGen) hll() string  { return g.pick("hll", 3) }
+
+func (g *detGen) hll() string { return g.pick("hll", 3) }
 
 func (g *detGen) any() string {
 	switch g.r.Intn(9) {
@@ -910,46 +583,4 @@ func (s *detStats) short() string {
 		app += v
 	}
 	return fmt.Sprintf("ok=%d failed=%d app-errors=%d redirects=%d", s.ok, infra, app, s.redirects)
-}
-
-// detWaitIndex waits until every node reports the same applied index in
-// RAFTDIGEST, whatever the digests (waitApplied also requires equal digests
-// and so cannot wait for nodes that diverged).
-func detWaitIndex(t testing.TB, nodes ...*Node) {
-	t.Helper()
-	eventually(t, appliedTimeout, func() error {
-		var first digest
-		for i, n := range nodes {
-			d, err := raftDigest(n)
-			if err != nil {
-				return fmt.Errorf("%s: %v", n, err)
-			}
-			if i == 0 {
-				first = d
-			} else if d.Applied != first.Applied {
-				return fmt.Errorf("%s at applied index %d, %s at %d", n, d.Applied, nodes[0], first.Applied)
-			}
-		}
-		return nil
-	})
-}
-
-// detFirstDiff returns the parts of a and b around their first difference.
-func detFirstDiff(a, b string) (string, string) {
-	i := 0
-	for i < len(a) && i < len(b) && a[i] == b[i] {
-		i++
-	}
-	cut := func(s string) string {
-		from, to := max(0, i-100), min(len(s), i+60)
-		out := s[from:to]
-		if from > 0 {
-			out = "..." + out
-		}
-		if to < len(s) {
-			out += "..."
-		}
-		return out
-	}
-	return cut(a), cut(b)
 }
