@@ -19,6 +19,16 @@ import (
 // one of its keys, until it gets a value, times out, or the node stops
 // leading. Waiters on a key are woken in arrival order.
 
+// blocker serves blocking calls: each waits here, trying the call's
+// non-blocking form through the log (or as a read) whenever a write touches
+// one of its keys.
+type blocker struct {
+	proposer *proposer
+	reads    *readPath
+	node     *raftNode
+	waiters  *waiterSet
+}
+
 // blockingPlan is a blocking call turned into its non-blocking form.
 type blockingPlan struct {
 	nb       [][]byte      // the non-blocking command
@@ -46,7 +56,7 @@ return false`
 
 // planPop plans BLPOP, BRPOP, BZPOPMIN and BZPOPMAX: a script pops from the
 // first non-empty key.
-func planPop(_ *frontEnd, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
+func planPop(_ *blocker, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
 	p := &blockingPlan{nilReply: resp.NullArray}
 	var err []byte
 	p.timeout, err = parseTimeout(args[len(args)-1])
@@ -58,7 +68,7 @@ func planPop(_ *frontEnd, _ context.Context, db int, args [][]byte) (*blockingPl
 }
 
 // planMove plans BRPOPLPUSH and BLMOVE as RPOPLPUSH and LMOVE.
-func planMove(_ *frontEnd, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
+func planMove(_ *blocker, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
 	p := &blockingPlan{nilReply: resp.NullBulk, keys: dbKeys(db, args[1:3])}
 	var err []byte
 	if command.Lower(args[0]) == "brpoplpush" {
@@ -72,7 +82,7 @@ func planMove(_ *frontEnd, _ context.Context, db int, args [][]byte) (*blockingP
 }
 
 // planMPop plans BLMPOP and BZMPOP as LMPOP and ZMPOP.
-func planMPop(_ *frontEnd, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
+func planMPop(_ *blocker, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
 	p := &blockingPlan{nilReply: resp.NullArray, keys: dbKeys(db, command.NumKeysAt(args, 2))}
 	var err []byte
 	p.timeout, err = parseTimeout(args[1])
@@ -91,7 +101,7 @@ func dbKeys(db int, keys [][]byte) []dbKey {
 
 // planXRead drops BLOCK from XREAD/XREADGROUP and pins "$" to the stream's
 // current last ID.
-func (s *frontEnd) planXRead(ctx context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
+func (b *blocker) planXRead(ctx context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
 	p := &blockingPlan{nilReply: resp.NullArray, read: command.Lower(args[0]) == "xread"}
 	var nb [][]byte
 	streamsAt := -1
@@ -122,7 +132,7 @@ func (s *frontEnd) planXRead(ctx context.Context, db int, args [][]byte) (*block
 	for i, k := range keys {
 		p.keys = append(p.keys, dbKey{db, string(k)})
 		if string(ids[i]) == "$" {
-			ids[i] = []byte(s.lastStreamID(ctx, db, k))
+			ids[i] = []byte(b.lastStreamID(ctx, db, k))
 		}
 	}
 	p.nb = nb
@@ -130,8 +140,8 @@ func (s *frontEnd) planXRead(ctx context.Context, db int, args [][]byte) (*block
 }
 
 // lastStreamID is a stream's last generated ID, "0-0" if it has none.
-func (s *frontEnd) lastStreamID(ctx context.Context, db int, key []byte) string {
-	raw := s.reads.local(ctx, db, [][]byte{[]byte("XINFO"), []byte("STREAM"), key})
+func (b *blocker) lastStreamID(ctx context.Context, db int, key []byte) string {
+	raw := b.reads.local(ctx, db, [][]byte{[]byte("XINFO"), []byte("STREAM"), key})
 	v, err := resp.Parse(raw)
 	fields, ok := v.([]any)
 	if err != nil || !ok {
@@ -157,10 +167,10 @@ func parseTimeout(arg []byte) (time.Duration, []byte) {
 	return time.Duration(f * float64(time.Second)), nil
 }
 
-// blockUntilServed serves one blocking call for cl: it waits until the
+// serve serves one blocking call for cl: it waits until the
 // non-blocking form gets a value, the timeout passes, the client leaves, or
 // this node stops leading.
-func (s *frontEnd) blockUntilServed(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
+func (b *blocker) serve(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 	gone, stop := cl.watchDeparture()
 	defer stop()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -172,12 +182,12 @@ func (s *frontEnd) blockUntilServed(cl *clientConn, ci *commandInfo, args [][]by
 		case <-ctx.Done():
 		}
 	}()
-	p, errReply := ci.block(s, ctx, cl.db, args)
+	p, errReply := ci.block(b, ctx, cl.db, args)
 	if errReply != nil {
 		return errReply
 	}
-	w := s.waiters.add(p.keys)
-	defer s.waiters.remove(w)
+	w := b.waiters.add(p.keys)
+	defer b.waiters.remove(w)
 	var deadline <-chan time.Time
 	if p.timeout > 0 {
 		t := time.NewTimer(p.timeout)
@@ -187,10 +197,10 @@ func (s *frontEnd) blockUntilServed(cl *clientConn, ci *commandInfo, args [][]by
 	check := time.NewTicker(100 * time.Millisecond)
 	defer check.Stop()
 	for {
-		reply := s.tryNonBlocking(ctx, cl, p)
+		reply := b.tryNonBlocking(ctx, cl, p)
 		if !resp.IsNil(reply) {
 			if !resp.IsError(reply) {
-				s.waiters.passOn(w) // more may be waiting on these keys
+				b.waiters.passOn(w) // more may be waiting on these keys
 			}
 			return reply
 		}
@@ -203,8 +213,8 @@ func (s *frontEnd) blockUntilServed(cl *clientConn, ci *commandInfo, args [][]by
 			case <-ctx.Done():
 				return p.nilReply
 			case <-check.C:
-				if !p.read || s.reads.level != consistencyLow {
-					if err := s.node.waitReady(ctx); err != nil {
+				if !p.read || b.reads.level != consistencyLow {
+					if err := b.node.waitReady(ctx); err != nil {
 						return errorReply(err)
 					}
 				}
@@ -214,15 +224,15 @@ func (s *frontEnd) blockUntilServed(cl *clientConn, ci *commandInfo, args [][]by
 }
 
 // tryNonBlocking runs the non-blocking form once.
-func (s *frontEnd) tryNonBlocking(ctx context.Context, cl *clientConn, p *blockingPlan) []byte {
+func (b *blocker) tryNonBlocking(ctx context.Context, cl *clientConn, p *blockingPlan) []byte {
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	var replies [][]byte
 	var err error
 	if p.read {
-		replies, err = s.reads.steps(rctx, cl.db, []redisconn.Step{{Args: p.nb}}, true)
+		replies, err = b.reads.steps(rctx, cl.db, []redisconn.Step{{Args: p.nb}}, true)
 	} else {
-		replies, err = s.proposer.write(rctx, []entryCmd{{DB: cl.db, Args: p.nb}})
+		replies, err = b.proposer.write(rctx, []entryCmd{{DB: cl.db, Args: p.nb}})
 	}
 	if err != nil {
 		return errorReply(err)

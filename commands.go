@@ -39,7 +39,7 @@ const (
 type handler func(s *frontEnd, ctx context.Context, cl *clientConn, args [][]byte) []byte
 
 // blockPlanner turns a blocking call into its non-blocking form.
-type blockPlanner func(s *frontEnd, ctx context.Context, db int, args [][]byte) (*blockingPlan, []byte)
+type blockPlanner func(b *blocker, ctx context.Context, db int, args [][]byte) (*blockingPlan, []byte)
 
 // commandSpec is one row of exceptions to the COMMAND metadata.
 type commandSpec struct {
@@ -168,8 +168,8 @@ func commandSpecs() map[string]commandSpec {
 		"hgetex":           refused("HGETEX " + hashFieldTTL),
 		"config|resetstat": refused("CONFIG RESETSTAT is not supported by redraft"),
 		"config|rewrite":   refused("CONFIG REWRITE is not supported by redraft"),
-		"xreadgroup":       {kind: kindWrite, block: (*frontEnd).planXRead},
-		"xread":            {kind: kindRead, block: (*frontEnd).planXRead},
+		"xreadgroup":       {kind: kindWrite, block: (*blocker).planXRead},
+		"xread":            {kind: kindRead, block: (*blocker).planXRead},
 		"xautoclaim":       {kind: kindWrite},
 		"xclaim":           {kind: kindWrite},
 		// Blocking commands wait in the front end (blocking.go).
@@ -301,7 +301,7 @@ func (s *frontEnd) route(ci *commandInfo, args [][]byte) route {
 	if s.check(ci, args) != nil {
 		return routeError
 	}
-	relay := s.relaying()
+	relay := s.relay.active()
 	switch {
 	case ci.isBlockingCall(args):
 		if relay && !(ci.kind == kindRead && s.reads.level == consistencyLow) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,36 +31,16 @@ type applyResult struct {
 // raft.BatchingFSM: a batch of entries becomes one pipeline to the child
 // (pipeline.go). Only the apply path below it touches the child's data.
 type fsm struct {
-	log   *slog.Logger
-	tbl   *command.Table
+	*applyState
 	child *child.Process
-	index *expiryIndex
 
-	mu      sync.Mutex      // serialises applies, snapshots and digests
-	conn    *redisconn.Conn // the apply connection
-	watches *watchSet       // open WATCHes; touched only under mu
-	// notifyFlags is the child's notify-keyspace-events, tracked from the
-	// log so that expiry can raise "expired" (touched only under mu).
-	notifyFlags string
+	mu sync.Mutex // serialises applies, snapshots and digests
 
 	lastT   atomic.Int64  // time of the last applied entry
 	applied atomic.Uint64 // index of the last applied entry
-	scripts scriptCache
 
 	waitMu  sync.Mutex
 	advance chan struct{} // closed and replaced whenever applied grows
-
-	// touched tells blocked clients which keys writes touched (nil: no
-	// one listens); set once at start-up.
-	touched touchHook
-}
-
-// touchHook reports keys changed by applied writes to whoever waits on
-// them; wanted is checked first so the apply path pays nothing when nobody
-// waits.
-type touchHook struct {
-	wanted func() bool
-	report func([]dbKey)
 }
 
 // newFSM opens the apply connection to the child.
@@ -71,10 +50,13 @@ func newFSM(c *child.Process, tbl *command.Table, log *slog.Logger) (*fsm, error
 		return nil, err
 	}
 	return &fsm{
-		log: log, tbl: tbl, child: c, conn: conn,
-		index:   newExpiryIndex(),
-		scripts: scriptCache{bodies: make(map[string]string)},
-		watches: newWatchSet(c.Dial),
+		applyState: &applyState{
+			log: log, tbl: tbl, conn: conn,
+			index:   newExpiryIndex(),
+			scripts: newScriptCache(),
+			watches: newWatchSet(c.Dial),
+		},
+		child:   c,
 		advance: make(chan struct{}),
 	}, nil
 }
@@ -92,7 +74,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	results := make([]any, len(logs))
-	p := newPipeline(f)
+	p := newPipeline(f.applyState)
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
@@ -120,14 +102,6 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	f.setApplied(logs[len(logs)-1].Index)
 	return results
-}
-
-// fatal stops the node: a state machine that cannot apply an entry must not
-// go on, or it would diverge. A restart rebuilds the child from snapshot and
-// log.
-func (f *fsm) fatal(err error) {
-	f.log.Error("cannot apply the Raft log to redis-server; exiting so that a restart rebuilds it from snapshot and log", "err", err)
-	os.Exit(1)
 }
 
 // appliedIndex is the index of the last applied entry.
@@ -173,57 +147,6 @@ func (f *fsm) expiryKeyCount() int { return f.index.size() }
 
 // script returns a remembered script body by SHA1.
 func (f *fsm) script(sha string) (string, bool) { return f.scripts.get(sha) }
-
-// scriptCache remembers every script body seen in the log by SHA1, so
-// EVALSHA can be sent to a child as the full, prelude-wrapped EVAL.
-type scriptCache struct {
-	mu     sync.RWMutex
-	bodies map[string]string
-}
-
-func (c *scriptCache) get(sha string) (string, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	b, ok := c.bodies[sha]
-	return b, ok
-}
-
-func (c *scriptCache) remember(body string) {
-	c.mu.Lock()
-	c.bodies[scriptSHA(body)] = body
-	c.mu.Unlock()
-}
-
-func (c *scriptCache) forget() {
-	c.mu.Lock()
-	c.bodies = make(map[string]string)
-	c.mu.Unlock()
-}
-
-func (c *scriptCache) all() []string {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	out := make([]string, 0, len(c.bodies))
-	for _, b := range c.bodies {
-		out = append(out, b)
-	}
-	return out
-}
-
-// loadNotifyFlags reads notify-keyspace-events from the child.
-func (f *fsm) loadNotifyFlags() error {
-	raw, err := f.conn.Do("CONFIG", "GET", "notify-keyspace-events")
-	if err != nil {
-		return err
-	}
-	v, err := resp.Parse(raw)
-	items, _ := v.([]any)
-	if err != nil || len(items) != 2 {
-		return fmt.Errorf("CONFIG GET notify-keyspace-events: %q", raw)
-	}
-	f.notifyFlags = resp.AsString(items[1])
-	return nil
-}
 
 // Snapshot starts a point-in-time copy of the child (snapshot.go).
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {

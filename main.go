@@ -185,9 +185,9 @@ func stopNode(s *frontEnd, n *raftNode, m *mux.Mux, stop chan struct{}, log *slo
 func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Process, tbl *commandTable, log *slog.Logger) *frontEnd {
 	s := &frontEnd{
 		node: n, fsm: f, cmds: tbl, child: proc, log: log,
-		followerProxy: cfg.followerProxy, maxMemory: cfg.maxMemory,
-		limits: resp.DefaultLimits(), wall: wallClockMS, epoch: time.Now().UnixNano(),
-		waiters: newWaiterSet(),
+		maxMemory: cfg.maxMemory,
+		limits:    resp.DefaultLimits(), wall: wallClockMS, epoch: time.Now().UnixNano(),
+		relay: &leaderRelay{enabled: cfg.followerProxy, node: n},
 	}
 	s.proposer = newProposer(n, f, wallClockMS, log.With("src", "proposer"))
 	s.reads = &readPath{
@@ -195,7 +195,8 @@ func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Process, tbl *comm
 		pool:  redisconn.NewPool("unix", proc.Sock(), 256),
 		index: &readIndexer{node: n, fsm: f},
 	}
-	f.setTouchHook(touchHook{wanted: s.waiters.active, report: s.waiters.touched})
+	s.block = &blocker{proposer: s.proposer, reads: s.reads, node: n, waiters: newWaiterSet()}
+	f.setTouchHook(touchHook{wanted: s.block.waiters.active, report: s.block.waiters.touched})
 	return s
 }
 

@@ -2,11 +2,66 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 
+	"github.com/redraft/redraft/internal/command"
+	"github.com/redraft/redraft/internal/redisconn"
 	"github.com/redraft/redraft/internal/resp"
 )
+
+// applyState is what the apply path works on: the apply connection to the
+// child and what is kept in step with the child's data. The FSM owns it and
+// hands it to each batch's pipeline; only the apply goroutine touches it
+// (under the FSM's lock), except the expiry index and the script cache,
+// which have locks of their own.
+type applyState struct {
+	log     *slog.Logger
+	tbl     *command.Table
+	conn    *redisconn.Conn // the apply connection
+	index   *expiryIndex
+	scripts *scriptCache
+	watches *watchSet
+	// notifyFlags is the child's notify-keyspace-events, tracked from the
+	// log so that expiry can raise "expired".
+	notifyFlags string
+	// touched tells blocked clients which keys writes touched; set once at
+	// start-up.
+	touched touchHook
+}
+
+// touchHook reports keys changed by applied writes to whoever waits on
+// them; wanted is checked first so the apply path pays nothing when nobody
+// waits.
+type touchHook struct {
+	wanted func() bool
+	report func([]dbKey)
+}
+
+// fatal stops the node: a state machine that cannot apply an entry must not
+// go on, or it would diverge. A restart rebuilds the child from snapshot and
+// log.
+func (a *applyState) fatal(err error) {
+	a.log.Error("cannot apply the Raft log to redis-server; exiting so that a restart rebuilds it from snapshot and log", "err", err)
+	os.Exit(1)
+}
+
+// loadNotifyFlags reads notify-keyspace-events from the child.
+func (a *applyState) loadNotifyFlags() error {
+	raw, err := a.conn.Do("CONFIG", "GET", "notify-keyspace-events")
+	if err != nil {
+		return err
+	}
+	v, err := resp.Parse(raw)
+	items, _ := v.([]any)
+	if err != nil || len(items) != 2 {
+		return fmt.Errorf("CONFIG GET notify-keyspace-events: %q", raw)
+	}
+	a.notifyFlags = resp.AsString(items[1])
+	return nil
+}
 
 // anyKey in a touched key stands for every key of its database (SWAPDB).
 const anyKey = "\x00redraft:any"
@@ -14,7 +69,7 @@ const anyKey = "\x00redraft:any"
 // pipeline queues commands for the child and the handlers of their replies,
 // which run in order once everything is flushed.
 type pipeline struct {
-	f        *fsm
+	st       *applyState
 	handlers []func([]byte)
 	// touchedKeys collects written keys for blocked clients.
 	touchedKeys []dbKey
@@ -25,16 +80,16 @@ type pipeline struct {
 	unknown map[dbKey]bool
 }
 
-func newPipeline(f *fsm) *pipeline {
-	return &pipeline{f: f, unknown: make(map[dbKey]bool)}
+func newPipeline(st *applyState) *pipeline {
+	return &pipeline{st: st, unknown: make(map[dbKey]bool)}
 }
 
 // send queues one command in db with its reply handler (nil: discard).
 func (p *pipeline) send(db int, args [][]byte, h func([]byte)) {
-	if p.f.conn.SelectDB(db) {
+	if p.st.conn.SelectDB(db) {
 		p.handlers = append(p.handlers, nil)
 	}
-	p.f.conn.Send(args)
+	p.st.conn.Send(args)
 	p.handlers = append(p.handlers, h)
 }
 
@@ -42,12 +97,12 @@ func (p *pipeline) send(db int, args [][]byte, h func([]byte)) {
 // the client's reply lands in *out.
 func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 	p.addCondDel(p.dueKeys(st.precheck, t), t)
-	trackTouch := p.f.touched.wanted != nil && p.f.touched.wanted()
+	trackTouch := p.st.touched.wanted != nil && p.st.touched.wanted()
 	if st.script != "" {
-		p.f.scripts.remember(st.script)
+		p.st.scripts.remember(st.script)
 	}
 	if st.flushAll {
-		p.f.scripts.forget()
+		p.st.scripts.forget()
 	}
 	if st.sub != nil && st.watch != "" {
 		p.addWatchedTransaction(st, st.watch, out)
@@ -97,7 +152,7 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 		k := k
 		p.send(k.DB, [][]byte{[]byte("PEXPIRETIME"), []byte(k.Key)}, func(raw []byte) {
 			if at, ok := resp.Int(raw); ok {
-				p.f.index.set(k, unshift(at))
+				p.st.index.set(k, unshift(at))
 			}
 		})
 	}
@@ -113,12 +168,12 @@ func (p *pipeline) addTransaction(st *applyStep, out *[]byte) {
 	p.rememberScripts(st.sub)
 	p.send(st.db, st.args, nil)
 	for _, sub := range st.sub {
-		p.f.conn.Send(sub.args)
+		p.st.conn.Send(sub.args)
 		p.handlers = append(p.handlers, nil)
 	}
-	p.f.conn.Send([][]byte{[]byte("EXEC")})
+	p.st.conn.Send([][]byte{[]byte("EXEC")})
 	p.handlers = append(p.handlers, func(raw []byte) { *out = p.finishExec(st, raw) })
-	p.f.conn.ForgetDB() // a SELECT inside the transaction may have moved it
+	p.st.conn.ForgetDB() // a SELECT inside the transaction may have moved it
 	p.afterTransaction(st)
 }
 
@@ -126,10 +181,10 @@ func (p *pipeline) addTransaction(st *applyStep, out *[]byte) {
 func (p *pipeline) rememberScripts(subs []applyStep) {
 	for _, sub := range subs {
 		if sub.script != "" {
-			p.f.scripts.remember(sub.script)
+			p.st.scripts.remember(sub.script)
 		}
 		if sub.flushAll {
-			p.f.scripts.forget()
+			p.st.scripts.forget()
 		}
 	}
 }
@@ -143,7 +198,7 @@ func (p *pipeline) finishExec(st *applyStep, raw []byte) []byte {
 	}
 	changed := false
 	for i, sub := range st.sub {
-		applyIndexEffect(p.f.index, &sub, items[i])
+		applyIndexEffect(p.st.index, &sub, items[i])
 		if sub.mapReply != nil {
 			items[i] = sub.mapReply(items[i])
 			changed = true
@@ -173,7 +228,7 @@ func (p *pipeline) afterTransaction(st *applyStep) {
 	}
 	if swapped {
 		if err := p.run(); err != nil {
-			p.f.fatal(err)
+			p.st.fatal(err)
 		}
 	}
 	if restored {
@@ -188,11 +243,11 @@ func (p *pipeline) addIndexEffect(st *applyStep) {
 		return
 	}
 	step := *st
-	p.wrapLast(func(raw []byte) { applyIndexEffect(p.f.index, &step, raw) })
+	p.wrapLast(func(raw []byte) { applyIndexEffect(p.st.index, &step, raw) })
 	if st.effect == effectSwapDB {
 		// Later commands must see the swapped index.
 		if err := p.run(); err != nil {
-			p.f.fatal(err)
+			p.st.fatal(err)
 		}
 	}
 }
@@ -230,7 +285,7 @@ func (p *pipeline) wrapLast(h func([]byte)) {
 func (p *pipeline) dueKeys(keys []dbKey, t int64) []dbKey {
 	var out []dbKey
 	for _, k := range keys {
-		if p.unknown[k] || p.f.index.due(k, t) {
+		if p.unknown[k] || p.st.index.due(k, t) {
 			out = append(out, k)
 		}
 	}
@@ -257,7 +312,7 @@ func (p *pipeline) addCondDel(keys []dbKey, t int64) {
 			args = append(args, []byte(k.Key))
 		}
 		args = append(args, []byte(strconv.FormatInt(t+deadlineShift, 10)))
-		flags := p.f.notifyFlags
+		flags := p.st.notifyFlags
 		if flags != "" {
 			args = append(args, []byte(flags), []byte(strconv.Itoa(db)))
 			p.send(db, [][]byte{[]byte("CONFIG"), []byte("SET"), []byte("notify-keyspace-events"), nil}, nil)
@@ -265,11 +320,11 @@ func (p *pipeline) addCondDel(keys []dbKey, t int64) {
 		p.send(db, args, func(raw []byte) {
 			items, err := resp.ArrayItems(raw)
 			if err != nil || len(items) != len(ks) {
-				p.f.fatal(fmt.Errorf("unexpected expiry check reply %q", raw))
+				p.st.fatal(fmt.Errorf("unexpected expiry check reply %q", raw))
 			}
 			for i, it := range items {
 				at, _ := resp.Int(it)
-				p.f.index.set(ks[i], unshift(at))
+				p.st.index.set(ks[i], unshift(at))
 			}
 		})
 		if flags != "" {
@@ -282,10 +337,10 @@ func (p *pipeline) addCondDel(keys []dbKey, t int64) {
 // change, synchronously, so later expiries in the same batch see it.
 func (p *pipeline) refreshNotifyFlags() {
 	if err := p.run(); err != nil {
-		p.f.fatal(err)
+		p.st.fatal(err)
 	}
-	if err := p.f.loadNotifyFlags(); err != nil {
-		p.f.fatal(err)
+	if err := p.st.loadNotifyFlags(); err != nil {
+		p.st.fatal(err)
 	}
 }
 
@@ -294,11 +349,11 @@ func (p *pipeline) run() error {
 	if len(p.handlers) == 0 {
 		return nil
 	}
-	if err := p.f.conn.Flush(); err != nil {
+	if err := p.st.conn.Flush(); err != nil {
 		return err
 	}
 	for _, h := range p.handlers {
-		raw, err := p.f.conn.ReadReply()
+		raw, err := p.st.conn.ReadReply()
 		if err != nil {
 			return err
 		}
@@ -309,7 +364,7 @@ func (p *pipeline) run() error {
 	p.handlers = p.handlers[:0]
 	clear(p.unknown)
 	if len(p.touchedKeys) > 0 {
-		p.f.touched.report(p.touchedKeys)
+		p.st.touched.report(p.touchedKeys)
 		p.touchedKeys = nil
 	}
 	return nil
@@ -322,7 +377,7 @@ func (p *pipeline) addCommand(c *entryCmd, t int64, seed uint64, out *[]byte) {
 		p.addWatchCommand(c, t, out)
 		return
 	}
-	st := planCommand(p.f.tbl, c, t, seed, p.f.script)
+	st := planCommand(p.st.tbl, c, t, seed, p.st.scripts.get)
 	p.addStep(&st, t, out)
 }
 
@@ -330,11 +385,11 @@ func (p *pipeline) addCommand(c *entryCmd, t int64, seed uint64, out *[]byte) {
 // the watch's side connection sees exactly the log before it.
 func (p *pipeline) addWatchCommand(c *entryCmd, t int64, out *[]byte) {
 	if err := p.run(); err != nil {
-		p.f.fatal(err)
+		p.st.fatal(err)
 	}
 	id := string(c.Args[1])
 	if string(c.Args[0]) == cmdUnwatch {
-		p.f.watches.drop(id)
+		p.st.watches.drop(id)
 		*out = resp.OK
 		return
 	}
@@ -342,8 +397,8 @@ func (p *pipeline) addWatchCommand(c *entryCmd, t int64, out *[]byte) {
 	for _, k := range c.Args[2:] {
 		keys = append(keys, dbKey{c.DB, string(k)})
 	}
-	if err := p.f.watches.add(id, keys, t); err != nil {
-		p.f.fatal(err)
+	if err := p.st.watches.add(id, keys, t); err != nil {
+		p.st.fatal(err)
 	}
 	*out = resp.OK
 }
@@ -352,9 +407,9 @@ func (p *pipeline) addWatchCommand(c *entryCmd, t int64, out *[]byte) {
 // EXEC answers nil when a watched key changed (or the watch is unknown).
 func (p *pipeline) addWatchedTransaction(st *applyStep, id string, out *[]byte) {
 	if err := p.run(); err != nil {
-		p.f.fatal(err)
+		p.st.fatal(err)
 	}
-	w := p.f.watches.take(id)
+	w := p.st.watches.take(id)
 	if w == nil || w.dirty {
 		if w != nil {
 			w.conn.Close()
@@ -366,7 +421,7 @@ func (p *pipeline) addWatchedTransaction(st *applyStep, id string, out *[]byte) 
 	p.rememberScripts(st.sub)
 	raw, err := w.exec(st)
 	if err != nil {
-		p.f.fatal(err)
+		p.st.fatal(err)
 	}
 	*out = p.finishExec(st, raw)
 	p.afterTransaction(st)
@@ -376,11 +431,11 @@ func (p *pipeline) addWatchedTransaction(st *applyStep, id string, out *[]byte) 
 // (after FUNCTION RESTORE). It runs synchronously in the apply path.
 func (p *pipeline) addPreludeToLibraries() {
 	if err := p.run(); err != nil {
-		p.f.fatal(err)
+		p.st.fatal(err)
 	}
-	raw, err := p.f.conn.Do("FUNCTION", "LIST", "WITHCODE")
+	raw, err := p.st.conn.Do("FUNCTION", "LIST", "WITHCODE")
 	if err != nil {
-		p.f.fatal(err)
+		p.st.fatal(err)
 	}
 	v, _ := resp.Parse(raw)
 	libs, _ := v.([]any)
@@ -394,8 +449,8 @@ func (p *pipeline) addPreludeToLibraries() {
 			if strings.Contains(code, functionPreludeMarker) {
 				continue
 			}
-			if _, err := p.f.conn.Do("FUNCTION", "LOAD", "REPLACE", libraryWithPrelude(code)); err != nil {
-				p.f.fatal(err)
+			if _, err := p.st.conn.Do("FUNCTION", "LOAD", "REPLACE", libraryWithPrelude(code)); err != nil {
+				p.st.fatal(err)
 			}
 		}
 	}

@@ -240,17 +240,3 @@ func (p *proposer) sweepLoop(stop <-chan struct{}) {
 		}
 	})
 }
-
-// every runs fn each period until stop closes.
-func every(stop <-chan struct{}, period time.Duration, fn func()) {
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			fn()
-		}
-	}
-}

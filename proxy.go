@@ -29,14 +29,14 @@ type frontEnd struct {
 	reads    *readPath
 	cmds     *commandTable
 	child    *child.Process
-	waiters  *waiterSet
+	block    *blocker
+	relay    *leaderRelay
 	log      *slog.Logger
 
-	followerProxy bool
-	maxMemory     int64
-	usedBytes     atomic.Int64 // child's used_memory, refreshed when maxMemory > 0
-	limits        resp.Limits
-	wall          func() int64 // the local clock in ms
+	maxMemory int64
+	usedBytes atomic.Int64 // child's used_memory, refreshed when maxMemory > 0
+	limits    resp.Limits
+	wall      func() int64 // the local clock in ms
 
 	clients  clientRegistry
 	epoch    int64 // start time in ns: makes watch IDs unique across restarts
@@ -185,10 +185,10 @@ func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 			cl.reply(s.reads.local(ctx, cl.db, args))
 		case routeBlock:
 			cl.flush() // what came before is not held back by the wait
-			cl.reply(s.blockUntilServed(cl, ci, args))
+			cl.reply(s.block.serve(cl, ci, args))
 		case routeRelayBlock:
 			cl.flush()
-			cl.reply(s.relayBlocking(cl, args))
+			cl.reply(s.relay.blocking(cl, args))
 		case routeSubscribe, routeSelf:
 			cl.reply(ci.handle(s, ctx, cl, args))
 		}
@@ -218,37 +218,7 @@ func (s *frontEnd) run(ctx context.Context, cl *clientConn, r route, run []resp.
 	for i, c := range run {
 		args[i] = c.Args
 	}
-	return s.relayRun(cl, args, 0, requestTimeout)
-}
-
-// repliesOrError returns replies, or n copies of err's reply.
-func repliesOrError(n int, replies [][]byte, err error) [][]byte {
-	if err == nil {
-		return replies
-	}
-	out := make([][]byte, n)
-	reply := errorReply(err)
-	for i := range out {
-		out[i] = reply
-	}
-	return out
-}
-
-// errorReply turns an error from the layers below into the reply a Redis
-// client expects. It is the only place that knows these replies.
-func errorReply(err error) []byte {
-	var nl *NotLeaderError
-	switch {
-	case errors.As(err, &nl):
-		return resp.Error("TRY " + nl.Leader)
-	case errors.Is(err, ErrNoLeader):
-		return resp.Error("CLUSTERDOWN no leader is known yet; try again shortly")
-	case errors.Is(err, ErrTimeout):
-		return resp.Error("ERR timed out waiting for the Raft log; the write may or may not have been applied")
-	case errors.Is(err, ErrLeadershipLost):
-		return resp.Error("ERR leadership changed before the write was acknowledged; it may or may not have been applied")
-	}
-	return resp.Error("ERR " + err.Error())
+	return s.relay.run(cl, args, 0, requestTimeout)
 }
 
 // overMemory reports whether the leader's child is above --maxmemory.

@@ -471,3 +471,17 @@ func sendCommand(addr string, args ...string) (string, error) {
 	line, err := bufio.NewReader(c).ReadString('\n')
 	return strings.TrimRight(line, "\r\n"), err
 }
+
+// every runs fn each period until stop closes.
+func every(stop <-chan struct{}, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}

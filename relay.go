@@ -14,23 +14,29 @@ import (
 // pipeline on that connection). route (commands.go) decides what is
 // relayed.
 
-// relaying reports whether requests that need the leader must be relayed
-// to it: --follower-proxy is on, this node is a follower, and a leader is
-// known.
-func (s *frontEnd) relaying() bool {
-	if !s.followerProxy || s.node.isLeader() {
-		return false
-	}
-	addr := s.node.leaderAddr()
-	return addr != "" && addr != s.node.id
+// leaderRelay relays requests to the leader for clients of a follower.
+type leaderRelay struct {
+	enabled bool // --follower-proxy
+	node    *raftNode
 }
 
-// relayRun sends cmds to the leader on the client's relay connection and
+// active reports whether requests that need the leader must be relayed to
+// it: --follower-proxy is on, this node is a follower, and a leader is
+// known.
+func (r *leaderRelay) active() bool {
+	if !r.enabled || r.node.isLeader() {
+		return false
+	}
+	addr := r.node.leaderAddr()
+	return addr != "" && addr != r.node.id
+}
+
+// run sends cmds to the leader on the client's relay connection and
 // returns the leader's replies. skip leading replies are dropped (MULTI's
 // OK and the QUEUED answers of a relayed transaction). limit bounds the
 // wait for the leader's answer (0: none, for a blocking command that may
 // wait forever).
-func (s *frontEnd) relayRun(cl *clientConn, cmds [][][]byte, skip int, limit time.Duration) [][]byte {
+func (r *leaderRelay) run(cl *clientConn, cmds [][][]byte, skip int, limit time.Duration) [][]byte {
 	fail := func(msg string) [][]byte {
 		out := make([][]byte, len(cmds)-skip)
 		for i := range out {
@@ -38,7 +44,7 @@ func (s *frontEnd) relayRun(cl *clientConn, cmds [][][]byte, skip int, limit tim
 		}
 		return out
 	}
-	c, err := s.relayConn(cl)
+	c, err := r.conn(cl)
 	if err != nil {
 		return fail(err.Error())
 	}
@@ -69,10 +75,10 @@ func (s *frontEnd) relayRun(cl *clientConn, cmds [][][]byte, skip int, limit tim
 	return out
 }
 
-// relayConn returns the client's connection to the current leader,
+// conn returns the client's connection to the current leader,
 // replacing one to a former leader.
-func (s *frontEnd) relayConn(cl *clientConn) (*redisconn.Conn, error) {
-	leader := s.node.leaderAddr()
+func (r *leaderRelay) conn(cl *clientConn) (*redisconn.Conn, error) {
+	leader := r.node.leaderAddr()
 	if cl.relay != nil && cl.relayTo != leader {
 		cl.relay.Close()
 		cl.relay = nil
@@ -87,11 +93,11 @@ func (s *frontEnd) relayConn(cl *clientConn) (*redisconn.Conn, error) {
 	return cl.relay, nil
 }
 
-// relayBlocking relays a blocking call; the leader does the waiting, for
+// blocking relays a blocking call; the leader does the waiting, for
 // as long as it takes. A client that leaves ends the wait by closing the
 // relay connection.
-func (s *frontEnd) relayBlocking(cl *clientConn, args [][]byte) []byte {
-	c, err := s.relayConn(cl)
+func (r *leaderRelay) blocking(cl *clientConn, args [][]byte) []byte {
+	c, err := r.conn(cl)
 	if err != nil {
 		return resp.Error("ERR cannot reach the leader: " + err.Error())
 	}
@@ -106,7 +112,7 @@ func (s *frontEnd) relayBlocking(cl *clientConn, args [][]byte) []byte {
 		case <-done:
 		}
 	}()
-	return s.relayRun(cl, [][][]byte{args}, 0, 0)[0]
+	return r.run(cl, [][][]byte{args}, 0, 0)[0]
 }
 
 // argsOf lists the arguments of commands.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/redraft/redraft/internal/resp"
 )
@@ -172,4 +173,46 @@ func stripPreludeFromList(raw []byte) []byte {
 // FCALL_RO, the read-only flag).
 func functionTimeArg(t int64) []byte {
 	return []byte("\x00T" + strconv.FormatInt(t, 10))
+}
+
+// scriptCache remembers every script body seen in the log by SHA1, so
+// EVALSHA can be sent to a child as the full, prelude-wrapped EVAL.
+type scriptCache struct {
+	mu     sync.RWMutex
+	bodies map[string]string
+}
+
+func newScriptCache() *scriptCache { return &scriptCache{bodies: make(map[string]string)} }
+
+// get returns the body of the script with SHA1 sha.
+func (c *scriptCache) get(sha string) (string, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	b, ok := c.bodies[sha]
+	return b, ok
+}
+
+// remember records body under its SHA1.
+func (c *scriptCache) remember(body string) {
+	c.mu.Lock()
+	c.bodies[scriptSHA(body)] = body
+	c.mu.Unlock()
+}
+
+// forget empties the cache (SCRIPT FLUSH, restore).
+func (c *scriptCache) forget() {
+	c.mu.Lock()
+	c.bodies = make(map[string]string)
+	c.mu.Unlock()
+}
+
+// all lists every remembered body.
+func (c *scriptCache) all() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]string, 0, len(c.bodies))
+	for _, b := range c.bodies {
+		out = append(out, b)
+	}
+	return out
 }

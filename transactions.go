@@ -77,10 +77,10 @@ func (s *frontEnd) exec(ctx context.Context, cl *clientConn, _ [][]byte) []byte 
 		}
 		return resp.ArrayHeader(0)
 	}
-	if s.relaying() {
+	if s.relay.active() {
 		cmds := append([][][]byte{{[]byte("MULTI")}}, argsOf(tx.queue)...)
 		cmds = append(cmds, [][]byte{[]byte("EXEC")})
-		return s.relayRun(cl, cmds, len(tx.queue)+1, requestTimeout)[0]
+		return s.relay.run(cl, cmds, len(tx.queue)+1, requestTimeout)[0]
 	}
 	execArgs := [][]byte{[]byte("EXEC")}
 	if cl.watching {
@@ -140,7 +140,7 @@ func (s *frontEnd) unwatchCommand(ctx context.Context, cl *clientConn, _ [][]byt
 // relay connection, and through the log.
 func (s *frontEnd) unwatch(ctx context.Context, cl *clientConn) {
 	if cl.relay != nil {
-		s.relayRun(cl, [][][]byte{{[]byte("UNWATCH")}}, 0, requestTimeout)
+		s.relay.run(cl, [][][]byte{{[]byte("UNWATCH")}}, 0, requestTimeout)
 	}
 	if !cl.watching {
 		return
