@@ -62,7 +62,25 @@ type clientConn struct {
 	relayTo  string          // the leader relay is connected to
 
 	closing atomic.Bool // set by QUIT or CLIENT KILL
+
+	// What clientsCron watches (proxy.go): the time of the last command
+	// (ms), whether a blocking command waits, and the replies the client
+	// has not taken yet (with when they first passed the soft limit).
+	lastActive atomic.Int64
+	blocked    atomic.Bool
+	subscribed atomic.Bool
+	unsent     atomic.Int64 // of the reply being written
+	queued     atomic.Int64 // of replies waiting to be written (subscribers)
+	softSince  atomic.Int64
 }
+
+// flushAt is the size of queued replies that is written at once, before the
+// batch ends, so a pipeline of large replies never piles up in memory.
+const flushAt = 64 << 10
+
+// writeChunk is the most one write call sends, so that the replies a slow
+// client has not taken yet can be watched as they shrink.
+const writeChunk = 64 << 10
 
 // reply queues raw unless CLIENT REPLY OFF or SKIP suppresses it.
 func (cl *clientConn) reply(raw []byte) {
@@ -74,30 +92,46 @@ func (cl *clientConn) reply(raw []byte) {
 		return
 	}
 	cl.out = append(cl.out, raw...)
+	if len(cl.out) >= flushAt {
+		cl.flush()
+	}
 }
 
-// flush writes the queued replies.
+// flush writes the queued replies. A write that fails closes the
+// connection: it is of no use any more.
 func (cl *clientConn) flush() error {
 	if len(cl.out) == 0 {
 		return nil
 	}
-	cl.wmu.Lock()
-	_, err := cl.nc.Write(cl.out)
-	cl.wmu.Unlock()
+	err := cl.write(cl.out)
 	cl.out = cl.out[:0]
-	if cap(cl.out) > 64<<10 {
+	if cap(cl.out) > 4*flushAt {
 		cl.out = nil // do not keep a large buffer for an idle client
+	}
+	if err != nil {
+		cl.kill()
 	}
 	return err
 }
 
-// write sends raw at once, for writers other than the connection's own
-// goroutine (the subscriber pump).
+// write sends raw, in chunks, keeping unsent up to date for the output
+// buffer limits. The connection's goroutine and the subscriber pump both
+// write; wmu keeps their replies whole.
 func (cl *clientConn) write(raw []byte) error {
 	cl.wmu.Lock()
 	defer cl.wmu.Unlock()
-	_, err := cl.nc.Write(raw)
-	return err
+	for len(raw) > 0 {
+		cl.unsent.Store(int64(len(raw)))
+		n, err := cl.nc.Write(raw[:min(len(raw), writeChunk)])
+		raw = raw[n:]
+		if err != nil {
+			cl.unsent.Store(0)
+			return err
+		}
+	}
+	cl.unsent.Store(0)
+	cl.softSince.Store(0)
+	return nil
 }
 
 // kill closes the connection from another goroutine (CLIENT KILL).
@@ -135,6 +169,7 @@ func (cl *clientConn) watchDeparture() (gone <-chan struct{}, stop func()) {
 	goneCh := make(chan struct{})
 	done := make(chan struct{})
 	var stopping atomic.Bool
+	cl.blocked.Store(true)
 	go func() {
 		defer close(done)
 		for {
@@ -154,6 +189,7 @@ func (cl *clientConn) watchDeparture() (gone <-chan struct{}, stop func()) {
 		_ = cl.nc.SetReadDeadline(aLongTimeAgo)
 		<-done
 		_ = cl.nc.SetReadDeadline(time.Time{})
+		cl.blocked.Store(false)
 	}
 }
 
@@ -188,6 +224,19 @@ func (r *clientRegistry) each(fn func(*clientConn)) {
 	}
 	r.mu.Unlock()
 	slices.SortFunc(list, func(a, b *clientConn) int { return cmp.Compare(a.id, b.id) })
+	for _, cl := range list {
+		fn(cl)
+	}
+}
+
+// forEach calls fn for every client, in no particular order.
+func (r *clientRegistry) forEach(fn func(*clientConn)) {
+	r.mu.Lock()
+	list := make([]*clientConn, 0, len(r.byID))
+	for _, cl := range r.byID {
+		list = append(list, cl)
+	}
+	r.mu.Unlock()
 	for _, cl := range list {
 		fn(cl)
 	}

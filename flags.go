@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	conf "github.com/redraft/redraft/internal/config"
@@ -30,6 +32,11 @@ type options struct {
 	maxMemory         int64
 	followerProxy     bool
 	pprof             string
+	maxClients        int
+	idleTimeout       int // seconds
+	outputLimits      outputLimits
+	queryBufferLimit  int64
+	protoMaxBulkLen   int64
 }
 
 // usage heads the -h output.
@@ -85,6 +92,18 @@ func declareOptions(s *conf.Set, c *options) {
 			Help: "Reads: low (any node, may be stale), medium (the leader), high (linearizable).", Value: consistencyValue{&c.consistency}},
 		{Name: "follower-proxy", Group: conf.Client,
 			Help: "Followers relay writes, and reads they may not serve, to the leader instead of answering -TRY.", Value: conf.Bool(&c.followerProxy, false)},
+		{Name: "maxclients", Group: conf.Client, Example: "50000",
+			Help: "Most clients connected at once; more are refused with Redis's error.", Value: conf.IntRange(&c.maxClients, 10000, 1, 1<<20)},
+		{Name: "timeout", Group: conf.Client, Arg: "seconds", Example: "300",
+			Help: "Close a client idle for this many seconds (0: never). Blocked and subscribed clients are not idle.", Value: conf.IntRange(&c.idleTimeout, 0, 0, 1<<31-1)},
+		{Name: "client-output-buffer-limit", Group: conf.Client, Example: `"normal 256mb 64mb 60"`,
+			DefaultText: "normal 0 0 0 pubsub 32mb 8mb 60",
+			Help:        "Disconnect a client whose unsent replies pass the hard limit, or the soft one for that many seconds (0 disables), per class as in Redis: normal, pubsub (replica is accepted and ignored).",
+			Value:       outputLimitsValue{&c.outputLimits}},
+		{Name: "client-query-buffer-limit", Group: conf.Client, Example: "256mb",
+			Help: "Close a client that sends more unprocessed bytes than this.", Value: conf.Size(&c.queryBufferLimit, 1<<30)},
+		{Name: "proto-max-bulk-len", Group: conf.Client, Example: "64mb",
+			Help: "Largest string argument a client may send.", Value: conf.Size(&c.protoMaxBulkLen, 512<<20)},
 		// Storage.
 		{Name: "dir", Group: conf.Storage, Arg: "path", Example: "/var/lib/redraft",
 			Help: "Data directory: Raft log, snapshots, and the child's working directory and socket.", Value: conf.String(&c.dir, "data")},
@@ -117,7 +136,7 @@ func declareOptions(s *conf.Set, c *options) {
 // parseConfig reads the configuration from args, environ and the --config
 // file. version prints --version.
 func parseConfig(args, environ []string, version func() string) (*options, *conf.Set, error) {
-	c := &options{}
+	c := &options{outputLimits: defaultOutputLimits}
 	s := conf.New("redraft")
 	s.Usage = usage
 	s.Version = version
@@ -130,4 +149,68 @@ func parseConfig(args, environ []string, version func() string) (*options, *conf
 		c.advertise = "127.0.0.1:" + strconv.Itoa(c.port)
 	}
 	return c, s, nil
+}
+
+// outputLimit is one class of client-output-buffer-limit: a client whose
+// unsent replies exceed hard bytes, or soft bytes for softFor, is
+// disconnected (0 disables each).
+type outputLimit struct {
+	hard, soft int64
+	softFor    time.Duration
+}
+
+// outputLimits is the --client-output-buffer-limit option: Redis's classes
+// normal, replica and pubsub, each set by "class hard soft seconds"; a value
+// may set several classes, and a later setting of a class replaces it.
+type outputLimits struct {
+	normal, pubsub outputLimit
+}
+
+// defaultOutputLimits are Redis's defaults (replica is accepted and
+// ignored: Raft does the replication).
+var defaultOutputLimits = outputLimits{pubsub: outputLimit{hard: 32 << 20, soft: 8 << 20, softFor: 60 * time.Second}}
+
+// outputLimitsValue parses --client-output-buffer-limit.
+type outputLimitsValue struct{ p *outputLimits }
+
+// Set reads "class hard soft seconds" groups, as Redis's CONFIG SET does.
+func (v outputLimitsValue) Set(s string) error {
+	f := strings.Fields(s)
+	if len(f) == 0 || len(f)%4 != 0 {
+		return fmt.Errorf("wrong number of arguments: want <class> <hard> <soft> <seconds>, repeated")
+	}
+	next := *v.p
+	for i := 0; i < len(f); i += 4 {
+		hard, err1 := conf.ParseSize(f[i+1])
+		soft, err2 := conf.ParseSize(f[i+2])
+		secs, err3 := strconv.Atoi(f[i+3])
+		if err := errors.Join(err1, err2, err3); err != nil || secs < 0 {
+			return fmt.Errorf("bad limits for class %q", f[i])
+		}
+		l := outputLimit{hard: hard, soft: soft, softFor: time.Duration(secs) * time.Second}
+		switch strings.ToLower(f[i]) {
+		case "normal":
+			next.normal = l
+		case "pubsub":
+			next.pubsub = l
+		case "replica", "slave":
+		default:
+			return fmt.Errorf("unknown class %q (normal, replica or pubsub)", f[i])
+		}
+	}
+	*v.p = next
+	return nil
+}
+
+func (v outputLimitsValue) String() string {
+	return fmt.Sprintf("normal %s pubsub %s", v.p.normal, v.p.pubsub)
+}
+func (v outputLimitsValue) Kind() string { return "class hard soft seconds" }
+func (v outputLimitsValue) Allowed() string {
+	return `"<class> <hard> <soft> <seconds>" groups, class normal, replica or pubsub, e.g. "pubsub 32mb 8mb 60"`
+}
+
+// String renders one class as Redis's CONFIG GET does ("hard soft seconds").
+func (l outputLimit) String() string {
+	return fmt.Sprintf("%d %d %d", l.hard, l.soft, int(l.softFor/time.Second))
 }

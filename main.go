@@ -108,7 +108,8 @@ func runNode(cfg *options, log *slog.Logger) error {
 	}
 	defer ln.Close()
 	sock := child.SocketPath(dir)
-	proc, err := child.Start(redisPath, childDir, sock, child.Args(sock, childDir), log.With("src", "redis-server"))
+	proc, err := child.Start(redisPath, childDir, sock, child.Args(sock, childDir,
+		"--client-output-buffer-limit", "pubsub "+cfg.outputLimits.pubsub.String()), log.With("src", "redis-server"))
 	if err != nil {
 		return err
 	}
@@ -138,6 +139,7 @@ func runNode(cfg *options, log *slog.Logger) error {
 	s := newServer(cfg, n, f, proc, tbl, log)
 	go s.proposer.run(stop)
 	go s.proposer.sweepLoop(stop)
+	go s.clientsCron(stop)
 	if cfg.maxMemory > 0 {
 		go s.memoryLoop(stop)
 	}
@@ -185,8 +187,9 @@ func stopNode(s *frontEnd, n *raftNode, m *mux.Mux, stop chan struct{}, log *slo
 func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Process, tbl *commandTable, log *slog.Logger) *frontEnd {
 	s := &frontEnd{
 		node: n, fsm: f, cmds: tbl, child: proc, log: log,
-		maxMemory: cfg.maxMemory,
-		limits:    resp.DefaultLimits(), wall: wallClockMS, epoch: time.Now().UnixNano(),
+		maxMemory: cfg.maxMemory, maxClients: cfg.maxClients, outputLimits: cfg.outputLimits,
+		idleTimeout: time.Duration(cfg.idleTimeout) * time.Second,
+		limits:      clientLimits(cfg), wall: wallClockMS, epoch: time.Now().UnixNano(),
 		relay: &leaderRelay{enabled: cfg.followerProxy, node: n},
 	}
 	s.proposer = newProposer(n, f, wallClockMS, log.With("src", "proposer"))
@@ -198,6 +201,13 @@ func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Process, tbl *comm
 	s.block = &blocker{proposer: s.proposer, reads: s.reads, node: n, waiters: newWaiterSet()}
 	f.setTouchHook(touchHook{wanted: s.block.waiters.active, report: s.block.waiters.touched})
 	return s
+}
+
+// clientLimits are the protocol limits of client requests.
+func clientLimits(cfg *options) resp.Limits {
+	l := resp.DefaultLimits()
+	l.MaxBulkLen, l.MaxQueryBuffer = cfg.protoMaxBulkLen, cfg.queryBufferLimit
+	return l
 }
 
 // loadCommandTable asks the child for COMMAND and builds the front end's

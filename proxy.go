@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/redraft/redraft/internal/child"
+	"github.com/redraft/redraft/internal/logging"
 	"github.com/redraft/redraft/internal/resp"
 )
 
@@ -33,10 +34,14 @@ type frontEnd struct {
 	relay    *leaderRelay
 	log      *slog.Logger
 
-	maxMemory int64
-	usedBytes atomic.Int64 // child's used_memory, refreshed when maxMemory > 0
-	limits    resp.Limits
-	wall      func() int64 // the local clock in ms
+	maxMemory    int64
+	usedBytes    atomic.Int64 // child's used_memory, refreshed when maxMemory > 0
+	limits       resp.Limits
+	maxClients   int
+	idleTimeout  time.Duration // 0: never
+	outputLimits outputLimits
+	now          atomic.Int64 // ms, refreshed by clientsCron: when a client was last active
+	wall         func() int64 // the local clock in ms
 
 	clients  clientRegistry
 	epoch    int64 // start time in ns: makes watch IDs unique across restarts
@@ -59,9 +64,66 @@ func (s *frontEnd) serve(ln net.Listener) error {
 			}
 			return err
 		}
+		if s.clients.count() >= s.maxClients {
+			go refuse(nc, "ERR max number of clients reached")
+			continue
+		}
 		s.conns.Add(1)
 		go s.serveConn(nc)
 	}
+}
+
+// refuse answers a connection with an error and closes it.
+func refuse(nc net.Conn, msg string) {
+	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = nc.Write(resp.Error(msg))
+	nc.Close()
+}
+
+// clientsCron closes, every 100 ms, clients idle longer than --timeout
+// (not those blocked or subscribed, as in Redis) and clients whose unsent
+// replies pass --client-output-buffer-limit.
+func (s *frontEnd) clientsCron(stop <-chan struct{}) {
+	s.now.Store(s.wall())
+	every(stop, 100*time.Millisecond, func() {
+		now := s.wall()
+		s.now.Store(now)
+		s.clients.forEach(func(cl *clientConn) {
+			if why := s.overLimit(cl, now); why != "" {
+				s.log.Log(context.Background(), logging.LevelVerbose, why, "client", cl.addr, "id", cl.id)
+				cl.kill()
+			}
+		})
+	})
+}
+
+// overLimit says why cl must be closed now, "" if it may stay.
+func (s *frontEnd) overLimit(cl *clientConn, now int64) string {
+	subscribed := cl.subscribed.Load()
+	if s.idleTimeout > 0 && !subscribed && !cl.blocked.Load() && now-cl.lastActive.Load() > s.idleTimeout.Milliseconds() {
+		return "closing idle client"
+	}
+	lim := s.outputLimits.normal
+	if subscribed {
+		lim = s.outputLimits.pubsub
+	}
+	unsent := cl.unsent.Load() + cl.queued.Load()
+	switch {
+	case lim.hard > 0 && unsent > lim.hard:
+		return "client output buffer hard limit reached; closing the client"
+	case lim.soft > 0 && unsent > lim.soft:
+		since := cl.softSince.Load()
+		if since == 0 {
+			cl.softSince.Store(now)
+			since = now
+		}
+		if now-since >= lim.softFor.Milliseconds() {
+			return "client output buffer soft limit reached; closing the client"
+		}
+	default:
+		cl.softSince.Store(0)
+	}
+	return ""
 }
 
 // closeClients lets every connection finish the batch it is executing,
@@ -99,9 +161,11 @@ func (s *frontEnd) serveConn(nc net.Conn) {
 		s.release(cl)
 	}()
 	batch := make([]resp.Command, 0, 16)
+	cl.lastActive.Store(s.now.Load())
 	for !s.stopping.Load() {
 		var err error
 		batch, err = cl.rd.ReadBatch(batch[:0], maxBatch)
+		cl.lastActive.Store(s.now.Load())
 		if len(batch) > 0 && s.execute(cl, batch) {
 			cl.flush()
 			return

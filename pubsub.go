@@ -51,6 +51,7 @@ func (s *frontEnd) subscribe(_ context.Context, cl *clientConn, args [][]byte) [
 	}
 	cl.flush() // replies owed before subscribing go first
 	cl.sub = &subscription{cl: cl, conn: conn, answers: make(map[string][]byte), ended: make(chan struct{})}
+	cl.subscribed.Store(true)
 	go cl.sub.pump()
 	if !cl.sub.send(args) {
 		cl.kill()
@@ -118,11 +119,24 @@ func (sub *subscription) send(args [][]byte) bool {
 	return sub.conn.Flush() == nil
 }
 
-// pump copies every reply and message from the child to the client until
-// either side fails or the client quits.
+// pump reads every reply and message from the child as it comes, so the
+// child never holds them, and queues them for the client; a writer sends
+// the queue to the client as fast as it takes it. What the client has not
+// taken is counted in cl.queued, for --client-output-buffer-limit pubsub.
+// The pump ends when either side fails or the client quits.
 func (sub *subscription) pump() {
-	defer close(sub.ended)
-	defer sub.close()
+	q := newOutQueue()
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		sub.writeQueue(q)
+	}()
+	defer func() {
+		q.close()
+		<-written
+		sub.close()
+		close(sub.ended)
+	}()
 	for {
 		raw, err := sub.conn.ReadReply()
 		if err != nil {
@@ -132,15 +146,83 @@ func (sub *subscription) pump() {
 		if answer != nil {
 			raw = answer
 		}
-		if sub.cl.write(raw) != nil {
-			return
-		}
 		sub.mu.Lock()
 		quit := marker != "" && marker == sub.quit
 		sub.mu.Unlock()
+		sub.cl.queued.Add(int64(len(raw)))
+		q.push(raw)
 		if quit {
 			return
 		}
+	}
+}
+
+// writeQueue writes queued replies to the client until the queue closes
+// and is drained, or a write fails.
+func (sub *subscription) writeQueue(q *outQueue) {
+	for {
+		batch := q.take()
+		if batch == nil {
+			return
+		}
+		for _, raw := range batch {
+			sub.cl.queued.Add(-int64(len(raw)))
+			if sub.cl.write(raw) != nil {
+				sub.close()
+				return
+			}
+		}
+	}
+}
+
+// outQueue is an unbounded FIFO of replies; its size is watched through
+// the client's queued count instead.
+type outQueue struct {
+	mu     sync.Mutex
+	ready  chan struct{} // has room for one signal: something to take
+	items  [][]byte
+	closed bool
+}
+
+func newOutQueue() *outQueue { return &outQueue{ready: make(chan struct{}, 1)} }
+
+// push adds raw.
+func (q *outQueue) push(raw []byte) {
+	q.mu.Lock()
+	q.items = append(q.items, raw)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// close lets take return nil once the queue is drained.
+func (q *outQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take waits for queued items and returns them all; nil once closed and
+// empty.
+func (q *outQueue) take() [][]byte {
+	for {
+		q.mu.Lock()
+		items, closed := q.items, q.closed
+		q.items = nil
+		q.mu.Unlock()
+		if len(items) > 0 {
+			return items
+		}
+		if closed {
+			return nil
+		}
+		<-q.ready
 	}
 }
 
