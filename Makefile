@@ -1,7 +1,7 @@
 # redraft: see README.md.
 GO ?= go
 
-.PHONY: all build test unit cluster bench vet run clean release docker
+.PHONY: all build test unit fuzz cluster bench vet run clean release docker
 
 # Version stamped into the binary (internal/version). Override on the
 # command line or in the environment, e.g. make release VERSION=v1.2.0.
@@ -42,7 +42,20 @@ vet:
 # real binary and real redis-servers one package at a time.
 test: vet
 	$(GO) test -race -count=1 . ./internal/...
+	$(MAKE) fuzz
 	$(GO) test -count=1 -p 1 -timeout 20m ./tests/
+
+# A short run of every fuzz target (FUZZTIME each; seeds are committed
+# under testdata/fuzz). Longer: make fuzz FUZZTIME=10m.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := .:FuzzFrontEnd .:FuzzDecodeEntry .:FuzzSnapshotReader \
+	./internal/resp:FuzzRequestReader ./internal/resp:FuzzReadReply ./internal/mux:FuzzMuxFirstBytes
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
+		out=$$($(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { echo "$$out"; exit 1; }; \
+		echo "$$out" | grep -v '^fuzz: elapsed'; \
+	done
 
 unit:
 	$(GO) test -race -count=1 . ./internal/...

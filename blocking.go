@@ -198,8 +198,8 @@ func (b *blocker) serve(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 	defer check.Stop()
 	for {
 		reply := b.tryNonBlocking(ctx, cl, p)
-		if !resp.IsNil(reply) {
-			if !resp.IsError(reply) {
+		if !resp.ReplyIsNull(reply) {
+			if !resp.ReplyIsError(reply) {
 				b.waiters.passOn(w) // more may be waiting on these keys
 			}
 			return reply

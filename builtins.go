@@ -88,6 +88,28 @@ func (s *frontEnd) functionList(ctx context.Context, cl *clientConn, args [][]by
 	return s.reads.localStep(ctx, cl.db, redisconn.Step{Args: args, MapReply: stripPreludeFromList})
 }
 
+// scriptKill answers SCRIPT KILL and FUNCTION KILL: this node's read-only
+// script is killed here; the script the log runs only through the leader,
+// only while it has not written (UNKILLABLE otherwise, as in Redis), and
+// then on every node.
+func (s *frontEnd) scriptKill(_ context.Context, _ *clientConn, args [][]byte) []byte {
+	function := command.Lower(args[0]) == "function"
+	if reply, handled, err := s.scripts.killReadOnly(function); handled {
+		if err != nil {
+			return errorReply(err)
+		}
+		return reply
+	}
+	reply, running, err := s.scripts.killApplyScript(function)
+	switch {
+	case !running:
+		return resp.Error("NOTBUSY No scripts in execution right now.")
+	case err != nil:
+		return errorReply(err)
+	}
+	return reply
+}
+
 // unsubscribe answers (P|S)UNSUBSCRIBE outside subscriber mode: Redis
 // replies with a zero count per channel.
 func (s *frontEnd) unsubscribe(_ context.Context, _ *clientConn, args [][]byte) []byte {
@@ -135,7 +157,7 @@ func (s *frontEnd) hello(_ context.Context, cl *clientConn, args [][]byte) []byt
 	}
 	version := "7.0.0"
 	if raw := s.reads.localStrings("INFO", "server"); raw != nil {
-		info, _ := resp.Text(raw)
+		info, _ := resp.ReplyString(raw)
 		for _, line := range strings.Split(info, "\r\n") {
 			if v, ok := strings.CutPrefix(line, "redis_version:"); ok {
 				version = v
@@ -296,10 +318,10 @@ func (s *frontEnd) info(ctx context.Context, _ *clientConn, args [][]byte) []byt
 	var text string
 	if section != "raft" {
 		raw := s.reads.local(ctx, 0, args)
-		if resp.IsError(raw) {
+		if resp.ReplyIsError(raw) {
 			return raw
 		}
-		text, _ = resp.Text(raw)
+		text, _ = resp.ReplyString(raw)
 	}
 	if section == "" || section == "raft" || section == "all" || section == "everything" || section == "default" {
 		stats := s.raftStats()

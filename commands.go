@@ -153,9 +153,9 @@ func commandSpecs() map[string]commandSpec {
 		"function|flush": {kind: kindWrite}, "function|restore": {kind: kindWrite},
 		"script|debug": refused("SCRIPT DEBUG is not supported by redraft"),
 		"config|set":   {kind: kindWrite}, // only replicatedConfig parameters: see check
-		// A script must run to completion on every node, or nodes diverge.
-		"script|kill":   refused("SCRIPT KILL is not supported by redraft: a script must run to completion on every node"),
-		"function|kill": refused("FUNCTION KILL is not supported by redraft: a function must run to completion on every node"),
+		// A script is killed through the log (scriptwatch.go).
+		"script|kill":   answeredBy((*frontEnd).scriptKill),
+		"function|kill": answeredBy((*frontEnd).scriptKill),
 		// PFCOUNT caches the cardinality inside the value: applied everywhere so
 		// every node holds the same bytes.
 		"pfcount": {kind: kindWrite},

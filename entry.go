@@ -5,11 +5,24 @@ import (
 	"errors"
 )
 
-// Log entry kinds. Every entry carries the leader's time T in milliseconds;
-// apply never reads the local clock.
+// Log entry kinds. Every entry carries the leader's time T in milliseconds
+// (apply never reads the local clock) and, since kind 3, the index the
+// proposing leader had applied when it proposed the entry (A), which
+// decides the outcome of long scripts (docs/DESIGN.md, "A script that never
+// ends").
 const (
-	entryCommands byte = 1 // a batch of client commands
-	entrySweep    byte = 2 // delete the listed keys whose deadline is <= T
+	entryCommandsV1 byte = 1 // a batch of client commands (without A; still read)
+	entrySweepV1    byte = 2 // a sweep (without A; still read)
+	entryCommands   byte = 3 // a batch of client commands
+	entrySweep      byte = 4 // delete the listed keys whose deadline is <= T
+	entryMark       byte = 5 // nothing but T and A: decides earlier scripts
+	entryStop       byte = 6 // stop the script of command Pos of entry Index
+)
+
+// Why a script was stopped (entryStop).
+const (
+	stopAuto byte = 1 // it ran longer than busy-reply-threshold
+	stopUser byte = 2 // a client sent SCRIPT KILL or FUNCTION KILL
 )
 
 // entryCmd is one client command inside an entry. Commands of a transaction
@@ -25,9 +38,26 @@ type entryCmd struct {
 // entry is the decoded form of a Raft log entry.
 type entry struct {
 	Kind byte
-	T    int64 // leader time in ms, never decreasing
+	T    int64  // leader time in ms, never decreasing
+	A    uint64 // the index the proposing leader had applied
 	Cmds []entryCmd
-	Keys []dbKey // for entrySweep
+	Keys []dbKey    // for entrySweep
+	Stop scriptStop // for entryStop
+}
+
+// scriptStop names the script command an entryStop stops.
+type scriptStop struct {
+	Ref    scriptRef
+	Reason byte
+}
+
+// maxEntryCommands bounds a command position in an entry.
+const maxEntryCommands = 1 << 24
+
+// scriptRef names command Pos of log entry Index.
+type scriptRef struct {
+	Index uint64
+	Pos   int
 }
 
 // dbKey names a key in one database.
@@ -52,13 +82,20 @@ func encodeEntry(e *entry) []byte {
 	b := make([]byte, 0, size)
 	b = append(b, e.Kind)
 	b = binary.AppendUvarint(b, uint64(e.T))
+	if e.Kind >= entryCommands {
+		b = binary.AppendUvarint(b, e.A)
+	}
 	switch e.Kind {
-	case entryCommands:
+	case entryStop:
+		b = binary.AppendUvarint(b, e.Stop.Ref.Index)
+		b = binary.AppendUvarint(b, uint64(e.Stop.Ref.Pos))
+		b = append(b, e.Stop.Reason)
+	case entryCommands, entryCommandsV1:
 		b = binary.AppendUvarint(b, uint64(len(e.Cmds)))
 		for i := range e.Cmds {
 			b = appendCmd(b, &e.Cmds[i])
 		}
-	case entrySweep:
+	case entrySweep, entrySweepV1:
 		b = binary.AppendUvarint(b, uint64(len(e.Keys)))
 		for _, k := range e.Keys {
 			b = binary.AppendUvarint(b, uint64(k.DB))
@@ -163,20 +200,36 @@ func decodeEntry(data []byte) (*entry, error) {
 	d := &entryDecoder{b: data[1:]}
 	e := &entry{Kind: data[0]}
 	e.T = int64(d.uvarint())
+	if e.Kind >= entryCommands {
+		e.A = d.uvarint()
+	}
 	switch e.Kind {
-	case entryCommands:
+	case entryCommands, entryCommandsV1:
 		n := d.count()
 		e.Cmds = make([]entryCmd, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			e.Cmds[i] = d.cmd(true)
 		}
-	case entrySweep:
+	case entrySweep, entrySweepV1:
 		n := d.count()
 		e.Keys = make([]dbKey, n)
 		for i := 0; i < n && d.err == nil; i++ {
 			e.Keys[i].DB = int(d.uvarint())
 			e.Keys[i].Key = string(d.bytes())
 		}
+	case entryMark:
+	case entryStop:
+		e.Stop.Ref.Index = d.uvarint()
+		pos := d.uvarint()
+		if pos > maxEntryCommands {
+			return nil, errBadEntry
+		}
+		e.Stop.Ref.Pos = int(pos)
+		if len(d.b) < 1 {
+			return nil, errBadEntry
+		}
+		e.Stop.Reason = d.b[0]
+		d.b = d.b[1:]
 	default:
 		return nil, errBadEntry
 	}
@@ -185,3 +238,13 @@ func decodeEntry(data []byte) (*entry, error) {
 	}
 	return e, nil
 }
+
+// isCommands reports whether e carries client commands.
+func (e *entry) isCommands() bool { return e.Kind == entryCommands || e.Kind == entryCommandsV1 }
+
+// isSweep reports whether e is a sweep of due keys.
+func (e *entry) isSweep() bool { return e.Kind == entrySweep || e.Kind == entrySweepV1 }
+
+// decides reports whether e settles the outcome of a script started by
+// entry index: e was proposed by a leader that had applied it.
+func (e *entry) decides(index uint64) bool { return e.Kind >= entryCommands && e.A >= index }

@@ -33,7 +33,7 @@ func equalCommands(a, b []entryCmd) bool {
 }
 
 func equalEntries(a, b *entry) bool {
-	if a.Kind != b.Kind || a.T != b.T || len(a.Keys) != len(b.Keys) {
+	if a.Kind != b.Kind || a.T != b.T || a.A != b.A || a.Stop != b.Stop || len(a.Keys) != len(b.Keys) {
 		return false
 	}
 	for i := range a.Keys {
@@ -82,7 +82,12 @@ func sampleEntries() map[string]*entry {
 		"sweep": {Kind: entrySweep, T: 1_700_000_000_000, Keys: []dbKey{
 			{0, "a"}, {1, "b"}, {200, ""}, {3, string(bin)}, {0, strings.Repeat("k", 1000)},
 		}},
-		"empty sweep": {Kind: entrySweep, T: 1},
+		"empty sweep":   {Kind: entrySweep, T: 1},
+		"applied index": {Kind: entryCommands, T: 7, A: 1 << 40, Cmds: []entryCmd{{Args: argv("EVAL", "return 1", "0")}}},
+		"v1 commands":   {Kind: entryCommandsV1, T: 7, Cmds: []entryCmd{{Args: argv("SET", "k", "v")}}},
+		"v1 sweep":      {Kind: entrySweepV1, T: 7, Keys: []dbKey{{1, "a"}}},
+		"mark":          {Kind: entryMark, T: 8, A: 12},
+		"stop":          {Kind: entryStop, T: 9, A: 11, Stop: scriptStop{Ref: scriptRef{Index: 12, Pos: 3}, Reason: stopAuto}},
 	}
 }
 
@@ -185,19 +190,23 @@ func TestDecodeEntryGarbage(t *testing.T) {
 		"empty":             {},
 		"unknown kind":      {9, 1, 0},
 		"kind zero":         {0, 0, 0},
-		"kind only":         {entryCommands},
-		"bad T varint":      {entryCommands, 0x80, 0x80},
-		"overlong varint":   append([]byte{entryCommands}, bytes.Repeat([]byte{0xff}, 11)...),
-		"count > bytes":     {entryCommands, 1, 5, 0},
-		"huge count":        append([]byte{entryCommands, 1}, huge...),
-		"huge arg count":    append([]byte{entryCommands, 1, 1, 0}, huge...),
-		"huge arg length":   append([]byte{entryCommands, 1, 1, 0, 1}, append(huge, 'x')...),
-		"arg length > rest": {entryCommands, 1, 1, 0, 1, 10, 'a', 'b'},
-		"missing sub count": {entryCommands, 1, 1, 0, 1, 1, 'a'},
-		"sub count > rest":  {entryCommands, 1, 1, 0, 0, 3, 0},
-		"sweep key > rest":  {entrySweep, 1, 1, 0, 4, 'a'},
-		"sweep huge count":  append([]byte{entrySweep, 1}, huge...),
-		"sweep missing db":  {entrySweep, 1, 1},
+		"kind only":         {entryCommandsV1},
+		"bad T varint":      {entryCommandsV1, 0x80, 0x80},
+		"overlong varint":   append([]byte{entryCommandsV1}, bytes.Repeat([]byte{0xff}, 11)...),
+		"count > bytes":     {entryCommandsV1, 1, 5, 0},
+		"huge count":        append([]byte{entryCommandsV1, 1}, huge...),
+		"huge arg count":    append([]byte{entryCommandsV1, 1, 1, 0}, huge...),
+		"huge arg length":   append([]byte{entryCommandsV1, 1, 1, 0, 1}, append(huge, 'x')...),
+		"arg length > rest": {entryCommandsV1, 1, 1, 0, 1, 10, 'a', 'b'},
+		"missing sub count": {entryCommandsV1, 1, 1, 0, 1, 1, 'a'},
+		"sub count > rest":  {entryCommandsV1, 1, 1, 0, 0, 3, 0},
+		"sweep key > rest":  {entrySweepV1, 1, 1, 0, 4, 'a'},
+		"sweep huge count":  append([]byte{entrySweepV1, 1}, huge...),
+		"sweep missing db":  {entrySweepV1, 1, 1},
+		"v2 missing A":      {entryCommands, 1},
+		"stop missing ref":  {entryStop, 1, 1},
+		"stop missing why":  {entryStop, 1, 1, 5, 0},
+		"stop huge pos":     append([]byte{entryStop, 1, 1, 5}, huge...),
 	}
 	for name, data := range cases {
 		func() {
@@ -216,7 +225,7 @@ func TestDecodeEntryGarbage(t *testing.T) {
 // nestedBomb builds a small entry whose commands are nested depth levels
 // deep, each declaring as many subcommands as bytes remain.
 func nestedBomb(size int) []byte {
-	b := []byte{entryCommands, 0, 1}
+	b := []byte{entryCommandsV1, 0, 1}
 	for len(b)+4 <= size {
 		rest := size - len(b) - 4
 		b = append(b, 0, 0) // DB 0, no args
@@ -268,7 +277,7 @@ func FuzzDecodeEntry(f *testing.F) {
 			}
 			return
 		}
-		if e.Kind != entryCommands && e.Kind != entrySweep {
+		if e.Kind < entryCommandsV1 || e.Kind > entryStop {
 			t.Fatalf("decoded unknown kind %d", e.Kind)
 		}
 		// Whatever decodes must survive an encode/decode round trip.

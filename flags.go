@@ -151,25 +151,6 @@ func parseConfig(args, environ []string, version func() string) (*options, *conf
 	return c, s, nil
 }
 
-// outputLimit is one class of client-output-buffer-limit: a client whose
-// unsent replies exceed hard bytes, or soft bytes for softFor, is
-// disconnected (0 disables each).
-type outputLimit struct {
-	hard, soft int64
-	softFor    time.Duration
-}
-
-// outputLimits is the --client-output-buffer-limit option: Redis's classes
-// normal, replica and pubsub, each set by "class hard soft seconds"; a value
-// may set several classes, and a later setting of a class replaces it.
-type outputLimits struct {
-	normal, pubsub outputLimit
-}
-
-// defaultOutputLimits are Redis's defaults (replica is accepted and
-// ignored: Raft does the replication).
-var defaultOutputLimits = outputLimits{pubsub: outputLimit{hard: 32 << 20, soft: 8 << 20, softFor: 60 * time.Second}}
-
 // outputLimitsValue parses --client-output-buffer-limit.
 type outputLimitsValue struct{ p *outputLimits }
 
@@ -208,9 +189,4 @@ func (v outputLimitsValue) String() string {
 func (v outputLimitsValue) Kind() string { return "class hard soft seconds" }
 func (v outputLimitsValue) Allowed() string {
 	return `"<class> <hard> <soft> <seconds>" groups, class normal, replica or pubsub, e.g. "pubsub 32mb 8mb 60"`
-}
-
-// String renders one class as Redis's CONFIG GET does ("hard soft seconds").
-func (l outputLimit) String() string {
-	return fmt.Sprintf("%d %d %d", l.hard, l.soft, int(l.softFor/time.Second))
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
@@ -32,33 +33,41 @@ type applyResult struct {
 // (pipeline.go). Only the apply path below it touches the child's data.
 type fsm struct {
 	*applyState
-	child *child.Process
+	child *child.Supervisor
 
 	mu sync.Mutex // serialises applies, snapshots and digests
 
 	lastT   atomic.Int64  // time of the last applied entry
 	applied atomic.Uint64 // index of the last applied entry
 
+	logs  raft.LogStore      // for a rebuild's replay
+	snaps raft.SnapshotStore // for a rebuild's snapshot
+
 	waitMu  sync.Mutex
 	advance chan struct{} // closed and replaced whenever applied grows
 }
 
 // newFSM opens the apply connection to the child.
-func newFSM(c *child.Process, tbl *command.Table, log *slog.Logger) (*fsm, error) {
+func newFSM(c *child.Supervisor, tbl *command.Table, log *slog.Logger) (*fsm, error) {
 	conn, err := c.Dial()
 	if err != nil {
 		return nil, err
 	}
-	return &fsm{
+	f := &fsm{
 		applyState: &applyState{
 			log: log, tbl: tbl, conn: conn,
 			index:   newExpiryIndex(),
 			scripts: newScriptCache(),
 			watches: newWatchSet(c.Dial),
+			stops:   newScriptStops(),
 		},
 		child:   c,
 		advance: make(chan struct{}),
-	}, nil
+	}
+	if err := f.loadThreshold(); err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // setTouchHook registers the blocked-clients notifier.
@@ -69,13 +78,42 @@ func (f *fsm) Apply(l *raft.Log) any {
 	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
-// ApplyBatch applies entries in order as one pipeline to the child.
+// ApplyBatch applies entries in order as one pipeline to the child. When
+// what this node did with a long script differs from what the log decided
+// (scriptstop.go), it rebuilds the child from a snapshot and replays the
+// log; if it cannot, the node stops.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	results, err := f.applyLogs(logs)
+	if err != nil {
+		running := f.stops.current()
+		if !f.stops.takeChildKilled() {
+			f.fatal(err)
+		}
+		// The watchdog killed the child to stop a script that had written.
+		f.outcomes.replayFrom(running.ref.Index)
+		if err := f.restartChild(); err != nil {
+			f.fatal(err)
+		}
+	}
+	if f.outcomes.rebuildFrom > 0 {
+		if results, err = f.rebuild(logs); err != nil {
+			f.fatal(err)
+		}
+	}
+	f.setApplied(logs[len(logs)-1].Index)
+	return results
+}
+
+// applyLogs applies entries in order as one pipeline and returns their
+// results; it does not publish the applied index.
+func (f *fsm) applyLogs(logs []*raft.Log) ([]any, error) {
 	results := make([]any, len(logs))
-	p := newPipeline(f.applyState)
+	entries := make([]*entry, len(logs))
+	indexes := make([]uint64, len(logs))
 	for i, l := range logs {
+		indexes[i] = l.Index
 		if l.Type != raft.LogCommand {
 			continue
 		}
@@ -83,25 +121,44 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		if err != nil {
 			f.fatal(fmt.Errorf("decode entry %d: %w", l.Index, err))
 		}
-		switch e.Kind {
-		case entryCommands:
+		entries[i] = e
+	}
+	for ref, reason := range stopsInBatch(entries, indexes) {
+		f.stops.void(ref, reason)
+	}
+	p := newPipeline(f.applyState)
+	for i, e := range entries {
+		if e == nil {
+			continue
+		}
+		switch {
+		case e.isCommands():
 			res := &applyResult{replies: make([][]byte, len(e.Cmds))}
 			for j := range e.Cmds {
-				p.addCommand(&e.Cmds[j], e.T, l.Index<<12+uint64(j), &res.replies[j])
+				p.addCommand(&e.Cmds[j], e.T, scriptRef{Index: indexes[i], Pos: j}, &res.replies[j])
 			}
 			results[i] = res
-		case entrySweep:
+		case e.isSweep():
 			p.addCondDel(e.Keys, e.T)
+		}
+		if f.outcomes.pending() || e.Kind == entryStop {
+			p.addLocal(func() { f.outcomes.decide(e, f.stops) })
 		}
 		if e.T > f.lastT.Load() {
 			f.lastT.Store(e.T)
 		}
 	}
-	if err := p.run(); err != nil {
-		f.fatal(err)
-	}
-	f.setApplied(logs[len(logs)-1].Index)
-	return results
+	return results, p.run()
+}
+
+// undecidedUpTo is the largest entry index holding a script this node ran
+// whose outcome the log has not decided (0: none). The leader proposes a
+// mark once it has applied that far, so the scripts are decided even when
+// no other write follows.
+func (f *fsm) undecidedUpTo() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.outcomes.upTo()
 }
 
 // appliedIndex is the index of the last applied entry.
@@ -166,7 +223,13 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.restoreLocked(rc)
+}
+
+// restoreLocked loads a snapshot into the child (under mu).
+func (f *fsm) restoreLocked(rc io.Reader) error {
 	f.index.clear(-1)
+	f.outcomes.reset()
 	f.scripts.forget()
 	f.watches.closeAll()
 	st, err := loadSnapshot(rc, f.conn, f.index)
@@ -184,6 +247,10 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := f.loadNotifyFlags(); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
+	if err := f.loadThreshold(); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	f.stops.forgetUpTo(st.applied)
 	f.lastT.Store(st.lastT)
 	f.setApplied(st.applied)
 	return nil
@@ -200,8 +267,8 @@ func (f *fsm) digest(c *redisconn.Conn) (uint64, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
-	s, _ := resp.Text(raw)
-	if resp.IsError(raw) {
+	s, _ := resp.ReplyString(raw)
+	if resp.ReplyIsError(raw) {
 		return 0, "", fmt.Errorf("DEBUG DIGEST: %s", s)
 	}
 	groups, err := streamGroupsDigest(c)
@@ -238,7 +305,7 @@ func streamGroupsDigest(c *redisconn.Conn) (string, error) {
 			for i := 0; i+1 < len(fields); i += 2 {
 				if resp.AsString(fields[i]) == "groups" {
 					dropConsumerTimes(fields[i+1])
-					parts = append(parts, strconv.Itoa(db)+"\x00"+k+"\x00"+string(resp.Encode(nil, fields[i+1])))
+					parts = append(parts, strconv.Itoa(db)+"\x00"+k+"\x00"+string(resp.AppendValue(nil, resp.Proto2, fields[i+1])))
 				}
 			}
 		}
@@ -300,4 +367,94 @@ func scanAll(c *redisconn.Conn, db int, opts ...string) ([]string, error) {
 			return keys, nil
 		}
 	}
+}
+
+// attachStores gives the FSM Raft's log and snapshot stores, which a
+// rebuild reads (scriptstop.go).
+func (f *fsm) attachStores(logs raft.LogStore, snaps raft.SnapshotStore) {
+	f.logs, f.snaps = logs, snaps
+}
+
+// restartChild replaces a child the watchdog killed with a new one and
+// reconnects the apply path to it.
+func (f *fsm) restartChild() error {
+	if err := f.child.Restart(); err != nil {
+		return err
+	}
+	conn, err := f.child.Dial()
+	if err != nil {
+		return err
+	}
+	f.conn.Close()
+	f.conn = conn
+	f.watches.closeAll()
+	return nil
+}
+
+// rebuild puts the child back in the state before the first entry whose
+// script outcome this node got wrong, replays the log from there up to
+// logs with the log's decisions, and returns the results of logs.
+func (f *fsm) rebuild(logs []*raft.Log) ([]any, error) {
+	from := f.outcomes.rebuildFrom
+	f.log.Warn("replaying the log without a stopped script", "from", from)
+	start, err := f.restoreBefore(from)
+	if err != nil {
+		return nil, err
+	}
+	const chunk = 256
+	for next := start + 1; next < logs[0].Index; next += chunk {
+		batch, err := f.readLogs(next, min(next+chunk, logs[0].Index))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := f.applyLogs(batch); err != nil {
+			return nil, err
+		}
+	}
+	results, err := f.applyLogs(logs)
+	if err != nil {
+		return nil, err
+	}
+	if f.outcomes.rebuildFrom != 0 {
+		return nil, fmt.Errorf("the replay from entry %d still disagrees with the log", from)
+	}
+	return results, nil
+}
+
+// restoreBefore puts the child in the state it had before entry index:
+// the newest snapshot taken before it, or the empty state when the log
+// still starts at its first entry. It returns the index the state is at.
+func (f *fsm) restoreBefore(index uint64) (uint64, error) {
+	metas, err := f.snaps.List()
+	if err != nil {
+		return 0, fmt.Errorf("list snapshots: %w", err)
+	}
+	for _, m := range metas {
+		if m.Index >= index {
+			continue
+		}
+		_, rc, err := f.snaps.Open(m.ID)
+		if err != nil {
+			return 0, fmt.Errorf("open snapshot %s: %w", m.ID, err)
+		}
+		defer rc.Close()
+		return m.Index, f.restoreLocked(rc)
+	}
+	if first, err := f.logs.FirstIndex(); err == nil && first <= 1 {
+		return 0, f.restoreLocked(bytes.NewReader(emptySnapshot()))
+	}
+	return 0, fmt.Errorf("no snapshot before entry %d to replay a stopped script from; wipe this node's data directory and -join a member", index)
+}
+
+// readLogs reads entries [from, to) from the log store.
+func (f *fsm) readLogs(from, to uint64) ([]*raft.Log, error) {
+	out := make([]*raft.Log, 0, to-from)
+	for i := from; i < to; i++ {
+		var l raft.Log
+		if err := f.logs.GetLog(i, &l); err != nil {
+			return nil, fmt.Errorf("read log entry %d to replay: %w; wipe this node's data directory and -join a member", i, err)
+		}
+		out = append(out, &l)
+	}
+	return out, nil
 }

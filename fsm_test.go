@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -14,7 +15,7 @@ import (
 
 // newTestFSM starts a real redis-server child (as redraft does) and an FSM
 // on it, with the command table read from that child.
-func newTestFSM(t *testing.T) (*fsm, *child.Process) {
+func newTestFSM(t testing.TB) (*fsm, *child.Supervisor) {
 	t.Helper()
 	path, err := child.FindServer("")
 	if err != nil {
@@ -23,11 +24,11 @@ func newTestFSM(t *testing.T) (*fsm, *child.Process) {
 	dir := t.TempDir()
 	sock := child.SocketPath(dir)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	proc, err := child.Start(path, dir, sock, child.Args(sock, dir), log)
+	proc, err := child.Supervise(path, dir, sock, child.Args(sock, dir), log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(proc.Kill)
+	t.Cleanup(func() { proc.Stop(time.Second) })
 	tbl, err := loadCommandTable(proc)
 	if err != nil {
 		t.Fatal(err)

@@ -108,7 +108,7 @@ func runNode(cfg *options, log *slog.Logger) error {
 	}
 	defer ln.Close()
 	sock := child.SocketPath(dir)
-	proc, err := child.Start(redisPath, childDir, sock, child.Args(sock, childDir,
+	proc, err := child.Supervise(redisPath, childDir, sock, child.Args(sock, childDir,
 		"--client-output-buffer-limit", "pubsub "+cfg.outputLimits.pubsub.String()), log.With("src", "redis-server"))
 	if err != nil {
 		return err
@@ -140,6 +140,7 @@ func runNode(cfg *options, log *slog.Logger) error {
 	go s.proposer.run(stop)
 	go s.proposer.sweepLoop(stop)
 	go s.clientsCron(stop)
+	go s.scripts.run(stop)
 	if cfg.maxMemory > 0 {
 		go s.memoryLoop(stop)
 	}
@@ -157,7 +158,7 @@ func runNode(cfg *options, log *slog.Logger) error {
 	select {
 	case sig := <-sigs:
 		log.Info("shutting down", "signal", sig.String())
-	case <-proc.Exited():
+	case <-proc.Died():
 		result = fmt.Errorf("redis-server exited unexpectedly (%v); exiting so that a restart rebuilds its data from the snapshot and the Raft log", proc.Err())
 	case err := <-serveErr:
 		result = fmt.Errorf("client listener stopped: %w", err)
@@ -184,7 +185,7 @@ func stopNode(s *frontEnd, n *raftNode, m *mux.Mux, stop chan struct{}, log *slo
 }
 
 // newServer wires the front end to the node and the FSM.
-func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Process, tbl *commandTable, log *slog.Logger) *frontEnd {
+func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Supervisor, tbl *commandTable, log *slog.Logger) *frontEnd {
 	s := &frontEnd{
 		node: n, fsm: f, cmds: tbl, child: proc, log: log,
 		maxMemory: cfg.maxMemory, maxClients: cfg.maxClients, outputLimits: cfg.outputLimits,
@@ -193,12 +194,16 @@ func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Process, tbl *comm
 		relay: &leaderRelay{enabled: cfg.followerProxy, node: n},
 	}
 	s.proposer = newProposer(n, f, wallClockMS, log.With("src", "proposer"))
+	pool := redisconn.NewPool("unix", proc.Sock(), 256)
+	proc.OnRestart(pool.Drain)
 	s.reads = &readPath{
 		level: cfg.consistency, node: n, fsm: f, proposer: s.proposer, tbl: tbl, wall: wallClockMS,
-		pool:  redisconn.NewPool("unix", proc.Sock(), 256),
+		pool:  pool,
 		index: &readIndexer{node: n, fsm: f},
 	}
 	s.block = &blocker{proposer: s.proposer, reads: s.reads, node: n, waiters: newWaiterSet()}
+	s.scripts = &scriptWatch{fsm: f, node: n, proposer: s.proposer, child: proc, log: log.With("src", "scripts"), wall: wallClockMS}
+	s.reads.scripts = s.scripts
 	f.setTouchHook(touchHook{wanted: s.block.waiters.active, report: s.block.waiters.touched})
 	return s
 }
@@ -212,7 +217,7 @@ func clientLimits(cfg *options) resp.Limits {
 
 // loadCommandTable asks the child for COMMAND and builds the front end's
 // command table from it.
-func loadCommandTable(proc *child.Process) (*commandTable, error) {
+func loadCommandTable(proc *child.Supervisor) (*commandTable, error) {
 	c, err := proc.Dial()
 	if err != nil {
 		return nil, err

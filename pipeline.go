@@ -30,6 +30,9 @@ type applyState struct {
 	// touched tells blocked clients which keys writes touched; set once at
 	// start-up.
 	touched touchHook
+	// stops and outcomes: scripts stopped by the log (scriptstop.go).
+	stops    *scriptStops
+	outcomes scriptOutcomes
 }
 
 // touchHook reports keys changed by applied writes to whoever waits on
@@ -63,6 +66,26 @@ func (a *applyState) loadNotifyFlags() error {
 	return nil
 }
 
+// loadThreshold reads busy-reply-threshold from the child: how long a script
+// may run before the leader stops it.
+func (a *applyState) loadThreshold() error {
+	raw, err := a.conn.Do("CONFIG", "GET", "busy-reply-threshold")
+	if err != nil {
+		return err
+	}
+	v, err := resp.Parse(raw)
+	items, _ := v.([]any)
+	if err != nil || len(items) != 2 {
+		return fmt.Errorf("CONFIG GET busy-reply-threshold: %q", raw)
+	}
+	ms, err := strconv.ParseInt(resp.AsString(items[1]), 10, 64)
+	if err != nil {
+		return fmt.Errorf("CONFIG GET busy-reply-threshold: %q", raw)
+	}
+	a.stops.threshold.Store(ms)
+	return nil
+}
+
 // anyKey in a touched key stands for every key of its database (SWAPDB).
 const anyKey = "\x00redraft:any"
 
@@ -70,7 +93,7 @@ const anyKey = "\x00redraft:any"
 // which run in order once everything is flushed.
 type pipeline struct {
 	st       *applyState
-	handlers []func([]byte)
+	handlers []replyHandler
 	// touchedKeys collects written keys for blocked clients.
 	touchedKeys []dbKey
 	// unknown holds keys whose deadline was changed earlier in this pipeline
@@ -80,6 +103,16 @@ type pipeline struct {
 	unknown map[dbKey]bool
 }
 
+// replyHandler handles one queued command's reply in order. local, when
+// set, runs at its place in the order without a reply (a decision of the
+// log); script names the user script the child runs while the reply is
+// awaited.
+type replyHandler struct {
+	fn     func([]byte)
+	local  func()
+	script *runningScript
+}
+
 func newPipeline(st *applyState) *pipeline {
 	return &pipeline{st: st, unknown: make(map[dbKey]bool)}
 }
@@ -87,10 +120,22 @@ func newPipeline(st *applyState) *pipeline {
 // send queues one command in db with its reply handler (nil: discard).
 func (p *pipeline) send(db int, args [][]byte, h func([]byte)) {
 	if p.st.conn.SelectDB(db) {
-		p.handlers = append(p.handlers, nil)
+		p.handlers = append(p.handlers, replyHandler{})
 	}
 	p.st.conn.Send(args)
-	p.handlers = append(p.handlers, h)
+	p.handlers = append(p.handlers, replyHandler{fn: h})
+}
+
+// addLocal queues fn to run in order, between replies.
+func (p *pipeline) addLocal(fn func()) {
+	p.handlers = append(p.handlers, replyHandler{local: fn})
+}
+
+// markScript names the user script the child runs while the last queued
+// command's reply is awaited.
+func (p *pipeline) markScript(st *applyStep) {
+	p.st.outcomes.started(st.ref)
+	p.handlers[len(p.handlers)-1].script = &runningScript{ref: st.ref, function: st.function}
 }
 
 // addStep queues a planned command, its expiry checks and its read-backs;
@@ -116,6 +161,9 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 			}
 			*out = raw
 		})
+		if st.userScript {
+			p.markScript(st)
+		}
 	}
 	if trackTouch {
 		// Blocked clients are woken only by writes that did something: a
@@ -130,7 +178,7 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 			}
 		}
 		touch := func(raw []byte) {
-			if !resp.IsNil(raw) && !resp.IsError(raw) {
+			if !resp.ReplyIsNull(raw) && !resp.ReplyIsError(raw) {
 				p.touchedKeys = append(p.touchedKeys, keys...)
 			}
 		}
@@ -144,6 +192,9 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 	if st.notifyChange {
 		p.refreshNotifyFlags()
 	}
+	if st.thresholdChange {
+		p.refreshThreshold()
+	}
 	if st.reprelude {
 		p.addPreludeToLibraries()
 	}
@@ -151,7 +202,7 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 		p.unknown[k] = true
 		k := k
 		p.send(k.DB, [][]byte{[]byte("PEXPIRETIME"), []byte(k.Key)}, func(raw []byte) {
-			if at, ok := resp.Int(raw); ok {
+			if at, ok := resp.ReplyInt(raw); ok {
 				p.st.index.set(k, unshift(at))
 			}
 		})
@@ -169,10 +220,13 @@ func (p *pipeline) addTransaction(st *applyStep, out *[]byte) {
 	p.send(st.db, st.args, nil)
 	for _, sub := range st.sub {
 		p.st.conn.Send(sub.args)
-		p.handlers = append(p.handlers, nil)
+		p.handlers = append(p.handlers, replyHandler{})
 	}
 	p.st.conn.Send([][]byte{[]byte("EXEC")})
-	p.handlers = append(p.handlers, func(raw []byte) { *out = p.finishExec(st, raw) })
+	p.handlers = append(p.handlers, replyHandler{fn: func(raw []byte) { *out = p.finishExec(st, raw) }})
+	if st.userScript {
+		p.markScript(st)
+	}
 	p.st.conn.ForgetDB() // a SELECT inside the transaction may have moved it
 	p.afterTransaction(st)
 }
@@ -217,14 +271,18 @@ func (p *pipeline) finishExec(st *applyStep, raw []byte) []byte {
 // afterTransaction makes later commands see a transaction's SWAPDB and
 // gives restored libraries their prelude.
 func (p *pipeline) afterTransaction(st *applyStep) {
-	swapped, restored, notify := false, false, false
+	swapped, restored, notify, threshold := false, false, false, false
 	for _, sub := range st.sub {
 		swapped = swapped || sub.effect == effectSwapDB
 		restored = restored || sub.reprelude
 		notify = notify || sub.notifyChange
+		threshold = threshold || sub.thresholdChange
 	}
 	if notify {
 		p.refreshNotifyFlags()
+	}
+	if threshold {
+		p.refreshThreshold()
 	}
 	if swapped {
 		if err := p.run(); err != nil {
@@ -255,7 +313,7 @@ func (p *pipeline) addIndexEffect(st *applyStep) {
 // applyIndexEffect changes the expiry index as a successful FLUSHDB,
 // FLUSHALL or SWAPDB did the child.
 func applyIndexEffect(idx *expiryIndex, st *applyStep, reply []byte) {
-	if resp.IsError(reply) {
+	if resp.ReplyIsError(reply) {
 		return
 	}
 	switch st.effect {
@@ -271,8 +329,8 @@ func applyIndexEffect(idx *expiryIndex, st *applyStep, reply []byte) {
 // wrapLast chains h after the handler of the last queued command.
 func (p *pipeline) wrapLast(h func([]byte)) {
 	i := len(p.handlers) - 1
-	prev := p.handlers[i]
-	p.handlers[i] = func(raw []byte) {
+	prev := p.handlers[i].fn
+	p.handlers[i].fn = func(raw []byte) {
 		if prev != nil {
 			prev(raw)
 		}
@@ -323,7 +381,7 @@ func (p *pipeline) addCondDel(keys []dbKey, t int64) {
 				p.st.fatal(fmt.Errorf("unexpected expiry check reply %q", raw))
 			}
 			for i, it := range items {
-				at, _ := resp.Int(it)
+				at, _ := resp.ReplyInt(it)
 				p.st.index.set(ks[i], unshift(at))
 			}
 		})
@@ -344,21 +402,49 @@ func (p *pipeline) refreshNotifyFlags() {
 	}
 }
 
+// refreshThreshold reads busy-reply-threshold after a change, synchronously.
+func (p *pipeline) refreshThreshold() {
+	if err := p.run(); err != nil {
+		p.st.fatal(err)
+	}
+	if err := p.st.loadThreshold(); err != nil {
+		p.st.fatal(err)
+	}
+}
+
 // run flushes the queued commands and runs every reply handler in order.
+// While it waits for a user script's reply, the script is published as
+// running (for the watchdog), and the gate keeps local read-only scripts
+// out of the child.
 func (p *pipeline) run() error {
 	if len(p.handlers) == 0 {
 		return nil
+	}
+	if p.hasScripts() {
+		p.st.stops.gate.Lock()
+		defer p.st.stops.gate.Unlock()
 	}
 	if err := p.st.conn.Flush(); err != nil {
 		return err
 	}
 	for _, h := range p.handlers {
+		if h.local != nil {
+			h.local()
+			continue
+		}
+		if h.script != nil {
+			p.st.stops.setRunning(h.script.ref, h.script.function)
+		}
 		raw, err := p.st.conn.ReadReply()
 		if err != nil {
 			return err
 		}
-		if h != nil {
-			h(raw)
+		if h.script != nil {
+			p.st.stops.clearRunning()
+			raw = p.scriptReply(h.script, raw)
+		}
+		if h.fn != nil {
+			h.fn(raw)
 		}
 	}
 	p.handlers = p.handlers[:0]
@@ -370,14 +456,44 @@ func (p *pipeline) run() error {
 	return nil
 }
 
+// hasScripts reports whether a queued command runs a user script.
+func (p *pipeline) hasScripts() bool {
+	for _, h := range p.handlers {
+		if h.script != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// scriptReply notes a script killed in the child and answers for one the
+// log stopped.
+func (p *pipeline) scriptReply(sc *runningScript, raw []byte) []byte {
+	if !isKillReply(raw) {
+		return raw
+	}
+	p.st.outcomes.killed(sc.ref)
+	if reason := p.st.stops.voidedReason(sc.ref); reason == stopAuto {
+		return p.st.stops.stopReply(reason, sc.function)
+	}
+	return raw
+}
+
 // addCommand queues one command of an entry: internal WATCH commands are
 // applied at once, everything else is planned (rewrite.go) and queued.
-func (p *pipeline) addCommand(c *entryCmd, t int64, seed uint64, out *[]byte) {
+func (p *pipeline) addCommand(c *entryCmd, t int64, ref scriptRef, out *[]byte) {
 	if isWatchCommand(c) {
 		p.addWatchCommand(c, t, out)
 		return
 	}
-	st := planCommand(p.st.tbl, c, t, seed, p.st.scripts.get)
+	st := planCommand(p.st.tbl, c, t, ref.Index<<12+uint64(ref.Pos), p.st.scripts.get)
+	st.ref = ref
+	if st.userScript {
+		if reason := p.st.stops.voidedReason(ref); reason != 0 {
+			*out = p.st.stops.stopReply(reason, st.function)
+			return
+		}
+	}
 	p.addStep(&st, t, out)
 }
 
@@ -419,9 +535,23 @@ func (p *pipeline) addWatchedTransaction(st *applyStep, id string, out *[]byte) 
 	}
 	defer w.conn.Close()
 	p.rememberScripts(st.sub)
+	var sc *runningScript
+	if st.userScript {
+		sc = &runningScript{ref: st.ref, function: st.function}
+		p.st.outcomes.started(st.ref)
+		p.st.stops.gate.Lock()
+		p.st.stops.setRunning(st.ref, st.function)
+	}
 	raw, err := w.exec(st)
+	if sc != nil {
+		p.st.stops.clearRunning()
+		p.st.stops.gate.Unlock()
+	}
 	if err != nil {
 		p.st.fatal(err)
+	}
+	if sc != nil {
+		raw = p.scriptReply(sc, raw)
 	}
 	*out = p.finishExec(st, raw)
 	p.afterTransaction(st)

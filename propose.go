@@ -26,6 +26,7 @@ const sweepPeriod = 20 * time.Millisecond
 type proposal struct {
 	cmds    []entryCmd
 	sweep   bool
+	mark    bool // an entry of its own that only decides earlier scripts
 	replies [][]byte
 	err     error
 	done    chan struct{}
@@ -122,17 +123,17 @@ func (p *proposer) run(stop <-chan struct{}) {
 }
 
 // collect gathers more waiting command proposals behind first, up to the
-// batch limits. A sweep is always an entry of its own.
+// batch limits. A sweep or a mark is always an entry of its own.
 func (p *proposer) collect(first *proposal) []*proposal {
 	batch := []*proposal{first}
-	if first.sweep {
+	if first.sweep || first.mark {
 		return batch
 	}
 	n, size := len(first.cmds), 0
 	for n < maxBatchCommands && size < maxBatchBytes {
 		select {
 		case pr := <-p.in:
-			if pr.sweep {
+			if pr.sweep || pr.mark {
 				p.held = pr
 				return batch
 			}
@@ -151,8 +152,11 @@ func (p *proposer) collect(first *proposal) []*proposal {
 // propose encodes batch as one entry, hands it to Raft and replies when it
 // is applied.
 func (p *proposer) propose(batch []*proposal) {
-	e := &entry{Kind: entryCommands, T: p.clock.next()}
-	if batch[0].sweep {
+	e := &entry{Kind: entryCommands, T: p.clock.next(), A: p.fsm.appliedIndex()}
+	switch {
+	case batch[0].mark:
+		e.Kind = entryMark
+	case batch[0].sweep:
 		e.Kind = entrySweep
 		e.Keys = p.fsm.dueKeys(e.T, maxBatchCommands)
 		if len(e.Keys) == 0 {
@@ -160,7 +164,7 @@ func (p *proposer) propose(batch []*proposal) {
 			finish(batch, nil, nil)
 			return
 		}
-	} else {
+	default:
 		for _, pr := range batch {
 			e.Cmds = append(e.Cmds, pr.cmds...)
 		}
@@ -227,8 +231,10 @@ func (p *proposer) sweep(ctx context.Context) error {
 }
 
 // sweepLoop makes the leader sweep keys as their deadlines pass, so that
-// they disappear on every node even when nobody reads them.
+// they disappear on every node even when nobody reads them, and decide
+// the scripts it has applied when no other entry follows them (mark).
 func (p *proposer) sweepLoop(stop <-chan struct{}) {
+	var marked uint64
 	every(stop, sweepPeriod, func() {
 		if !p.node.isLeader() {
 			return
@@ -238,5 +244,22 @@ func (p *proposer) sweepLoop(stop <-chan struct{}) {
 		if err := p.sweep(ctx); err != nil {
 			p.log.Debug("sweep", "err", err)
 		}
+		if upTo := p.fsm.undecidedUpTo(); upTo > marked && p.fsm.appliedIndex() >= upTo {
+			marked = upTo
+			select {
+			case p.in <- &proposal{mark: true, done: make(chan struct{})}:
+			default: // the queue is full: the entries in it decide as well
+			}
+		}
 	})
+}
+
+// proposeStop asks the cluster to stop the script of ref, past the
+// proposer (which waits for the stuck entry): straight to Raft.
+func (p *proposer) proposeStop(ref scriptRef, reason byte) error {
+	e := &entry{Kind: entryStop, T: p.fsm.lastTime(), A: p.fsm.appliedIndex(), Stop: scriptStop{Ref: ref, Reason: reason}}
+	if !p.node.isLeader() {
+		return p.node.leaderError()
+	}
+	return p.node.raftError(p.node.apply(encodeEntry(e), requestTimeout).Error())
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -29,9 +30,10 @@ type frontEnd struct {
 	proposer *proposer
 	reads    *readPath
 	cmds     *commandTable
-	child    *child.Process
+	child    *child.Supervisor
 	block    *blocker
 	relay    *leaderRelay
+	scripts  *scriptWatch
 	log      *slog.Logger
 
 	maxMemory    int64
@@ -293,7 +295,7 @@ func (s *frontEnd) overMemory() bool {
 // memoryLoop refreshes the child's used_memory for --maxmemory.
 func (s *frontEnd) memoryLoop(stop <-chan struct{}) {
 	every(stop, 100*time.Millisecond, func() {
-		info, _ := resp.Text(s.reads.localStrings("INFO", "memory"))
+		info, _ := resp.ReplyString(s.reads.localStrings("INFO", "memory"))
 		for _, line := range strings.Split(info, "\r\n") {
 			if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
 				n, _ := strconv.ParseInt(v, 10, 64)
@@ -305,3 +307,27 @@ func (s *frontEnd) memoryLoop(stop <-chan struct{}) {
 
 // isTimeout reports whether err is a deadline expiry.
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// outputLimit is one class of client-output-buffer-limit: a client whose
+// unsent replies exceed hard bytes, or soft bytes for softFor, is
+// disconnected (0 disables each).
+type outputLimit struct {
+	hard, soft int64
+	softFor    time.Duration
+}
+
+// outputLimits is the --client-output-buffer-limit option: Redis's classes
+// normal, replica and pubsub, each set by "class hard soft seconds"; a value
+// may set several classes, and a later setting of a class replaces it.
+type outputLimits struct {
+	normal, pubsub outputLimit
+}
+
+// defaultOutputLimits are Redis's defaults (replica is accepted and
+// ignored: Raft does the replication).
+var defaultOutputLimits = outputLimits{pubsub: outputLimit{hard: 32 << 20, soft: 8 << 20, softFor: 60 * time.Second}}
+
+// String renders one class as Redis's CONFIG GET does ("hard soft seconds").
+func (l outputLimit) String() string {
+	return fmt.Sprintf("%d %d %d", l.hard, l.soft, int(l.softFor/time.Second))
+}

@@ -2,15 +2,18 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/redraft/redraft/internal/mux"
 	"github.com/redraft/redraft/internal/redisconn"
 	"github.com/redraft/redraft/internal/resp"
 )
@@ -256,4 +259,128 @@ func eventuallyT(t *testing.T, ok func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// newTestNode runs a whole one-node redraft in the test process: a real
+// child, Raft with an in-memory log on a loopback port, and the front end
+// served on that port, as runNode wires them. It returns the front end and
+// the address, and records panics recovered while serving clients.
+func newTestNode(t testing.TB, opts *options) (*frontEnd, string, *panicLog) {
+	t.Helper()
+	f, proc := newTestFSM(t)
+	panics := &panicLog{}
+	log := slog.New(panics.handler())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mux.New(ln, log)
+	go m.Serve()
+	if opts == nil {
+		opts = &options{consistency: consistencyMedium, maxClients: 10000, outputLimits: defaultOutputLimits,
+			queryBufferLimit: 1 << 30, protoMaxBulkLen: 512 << 20}
+	}
+	opts.advertise, opts.backend, opts.durability = ln.Addr().String(), "inmem", "high"
+	opts.snapshotThreshold, opts.trailingLogs, opts.snapshotInterval = 1<<20, 1<<20, time.Hour
+	n, _, err := startNode(opts, t.TempDir(), f, mux.NewStreamLayer(m, ln.Addr()), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := loadCommandTable(proc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(opts, n, f, proc, tbl, log)
+	stop := make(chan struct{})
+	go s.proposer.run(stop)
+	go s.proposer.sweepLoop(stop)
+	go s.clientsCron(stop)
+	go s.scripts.run(stop)
+	go s.serve(m.Clients())
+	t.Cleanup(func() { stopNode(s, n, m, stop, log); ln.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.waitReady(ctx); err != nil {
+		t.Fatalf("no leader: %v", err)
+	}
+	return s, ln.Addr().String(), panics
+}
+
+// panicLog is a log handler that keeps the panics the front end recovers.
+type panicLog struct {
+	mu     sync.Mutex
+	panics []string
+}
+
+func (p *panicLog) handler() slog.Handler { return &panicHandler{p} }
+
+// list returns the panics seen so far.
+func (p *panicLog) list() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.panics...)
+}
+
+type panicHandler struct{ p *panicLog }
+
+func (h *panicHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *panicHandler) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, "panic") {
+		var b strings.Builder
+		b.WriteString(r.Message)
+		r.Attrs(func(a slog.Attr) bool {
+			b.WriteString(" " + a.Key + "=" + a.Value.String())
+			return true
+		})
+		h.p.mu.Lock()
+		h.p.panics = append(h.p.panics, b.String())
+		h.p.mu.Unlock()
+	}
+	return nil
+}
+func (h *panicHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *panicHandler) WithGroup(string) slog.Handler      { return h }
+
+func TestTestNodeServesWrites(t *testing.T) {
+	_, addr, _ := newTestNode(t, nil)
+	c := dialTest(t, addr)
+	if got := c.do("SET k v\r\n"); got != "+OK\r\n" {
+		t.Fatalf("SET: %q", got)
+	}
+	if got := c.do("GET k\r\n"); got != "$1\r\nv\r\n" {
+		t.Fatalf("GET: %q", got)
+	}
+}
+
+// FuzzFrontEnd sends any bytes to a node's client port: the node never
+// panics and still answers PING on a new connection.
+func FuzzFrontEnd(f *testing.F) {
+	for _, seed := range []string{
+		"PING\r\n", "*1\r\n$4\r\nPING\r\n", "*1\r\n$9223372036854775807\r\n", "*-10\r\n", "*3000000000\r\n",
+		"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", "SET k v\r\nGET k\r\nDEL k\r\n", "MULTI\r\nSET a 1\r\nEXEC\r\n",
+		"SUBSCRIBE c\r\nPING\r\nGET x\r\nQUIT\r\n", "\"unbalanced\r\n", "*1\r\n$2\r\nab\r\n\x00\x01\x02",
+		"BLPOP l 0.01\r\n", "CLIENT SETNAME x\r\nCLIENT LIST\r\nINFO\r\n", "EVAL \"return redis.call('set','k','v')\" 0\r\n",
+		"WATCH k\r\nMULTI\r\nINCR k\r\nEXEC\r\n", "HELLO 3\r\nAUTH x\r\nRESET\r\n", "RAFTSTATS\r\nRAFTDIGEST\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	_, addr, panics := newTestNode(f, nil)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = nc.Write(in)
+		_ = nc.(*net.TCPConn).CloseWrite() // the server sees the end of the requests
+		_, _ = io.Copy(io.Discard, nc)     // until it closes
+		nc.Close()
+		if p := panics.list(); len(p) > 0 {
+			t.Fatalf("the front end panicked on %q: %s", in, p[0])
+		}
+		c := dialTest(t, addr)
+		if got := c.do("PING\r\n"); got != "+PONG\r\n" {
+			t.Fatalf("after %q, PING answers %q", in, got)
+		}
+	})
 }

@@ -93,6 +93,7 @@ func newNode(opts raftOptions, f *fsm, layer raft.StreamLayer, log *slog.Logger)
 	if logs, err = raft.NewLogCache(logCacheSize, logs); err != nil {
 		return nil, false, fmt.Errorf("log cache: %w", err)
 	}
+	f.attachStores(logs, snaps)
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: layer, MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog,
 	})
@@ -351,6 +352,9 @@ func (n *raftNode) verifyLeader() (uint64, error) {
 	}
 	return 0, fmt.Errorf("%w: %w", ErrReadVerify, err)
 }
+
+// commitIndex is the latest index this node knows to be committed.
+func (n *raftNode) commitIndex() uint64 { return n.raft.CommitIndex() }
 
 // raftApplied is Raft's own applied index, which also counts entries that
 // never reach the FSM (no-ops, barriers, configuration changes).

@@ -54,16 +54,36 @@ type readPath struct {
 	index    *readIndexer
 	tbl      *commandTable
 	wall     func() int64
+	scripts  *scriptWatch // read-only scripts run under its watch
 }
 
 // run serves a run of reads in db: one consistency check, one round trip.
 func (r *readPath) run(ctx context.Context, db int, run []resp.Command) ([][]byte, error) {
 	steps := make([]redisconn.Step, len(run))
 	now := r.wall()
+	scripts := readScripts{}
 	for i, c := range run {
-		steps[i] = planRead(r.tbl.lookup(c.Args).Info, c.Args, now, r.fsm.script)
+		info := r.tbl.lookup(c.Args).Info
+		steps[i] = planRead(info, c.Args, now, r.fsm.script)
+		scripts.note(info.Name)
 	}
-	return r.steps(ctx, db, steps, true)
+	if err := r.check(ctx); err != nil {
+		return nil, err
+	}
+	return r.onChild(db, steps, scripts)
+}
+
+// readScripts says whether a run of reads runs read-only scripts (and
+// functions), which the script watchdog must be able to stop.
+type readScripts struct{ any, function bool }
+
+func (s *readScripts) note(name string) {
+	switch name {
+	case "eval_ro", "evalsha_ro":
+		s.any = true
+	case "fcall_ro":
+		s.any, s.function = true, true
+	}
 }
 
 // ttl answers TTL, PTTL, EXPIRETIME or PEXPIRETIME of key against the local
@@ -103,18 +123,33 @@ func (r *readPath) localStrings(args ...string) []byte {
 // deadline is visible, and runs steps on a pooled child connection.
 func (r *readPath) steps(ctx context.Context, db int, steps []redisconn.Step, checked bool) ([][]byte, error) {
 	if checked {
-		if err := r.allowed(ctx); err != nil {
-			return nil, err
-		}
-		if err := r.hideExpired(ctx); err != nil {
+		if err := r.check(ctx); err != nil {
 			return nil, err
 		}
 	}
+	return r.onChild(db, steps, readScripts{})
+}
+
+// check applies --consistency and hides keys past their deadline.
+func (r *readPath) check(ctx context.Context) error {
+	if err := r.allowed(ctx); err != nil {
+		return err
+	}
+	return r.hideExpired(ctx)
+}
+
+// onChild runs steps on a pooled child connection.
+func (r *readPath) onChild(db int, steps []redisconn.Step, scripts readScripts) ([][]byte, error) {
 	c, err := r.pool.Get()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errChild, err)
 	}
-	out, err := c.Run(db, steps)
+	var out [][]byte
+	if scripts.any && r.scripts != nil {
+		out, err = r.scripts.runReadOnly(c, db, steps, scripts.function)
+	} else {
+		out, err = c.Run(db, steps)
+	}
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%w: %w", errChild, err)

@@ -42,6 +42,15 @@ type applyStep struct {
 	reprelude bool                // FUNCTION RESTORE: add the prelude to loaded libraries
 	// notifyChange: CONFIG SET notify-keyspace-events, which expiry follows.
 	notifyChange bool
+	// thresholdChange: CONFIG SET busy-reply-threshold or lua-time-limit.
+	thresholdChange bool
+	// userScript: the command runs a client's script or function (EVAL,
+	// EVALSHA, FCALL, or a transaction with one), which the log may stop;
+	// function: FCALL (stopped with FUNCTION KILL). ref names the command in
+	// the log.
+	userScript bool
+	function   bool
+	ref        scriptRef
 }
 
 // scriptSource looks up a script body by SHA1 (the FSM's script cache).
@@ -67,6 +76,8 @@ func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts 
 			st.precheck = append(st.precheck, throughSwaps(sub.precheck, st.sub[:i], true)...)
 			st.readBack = append(st.readBack, throughSwaps(sub.readBack, st.sub[i+1:], false)...)
 			st.expireNow = st.expireNow || sub.expireNow
+			st.userScript = st.userScript || sub.userScript
+			st.function = st.function || sub.function
 			sub.precheck, sub.readBack = nil, nil
 		}
 		return st
@@ -147,7 +158,7 @@ func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts 
 		st.script = body
 		sha := scriptSHA(body)
 		st.mapReply = func(raw []byte) []byte {
-			if resp.IsError(raw) {
+			if resp.ReplyIsError(raw) {
 				return raw
 			}
 			return resp.Bulk(sha)
@@ -157,14 +168,18 @@ func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts 
 	case "fcall":
 		st.args = append(append([][]byte(nil), args...), functionTimeArg(t))
 		st.readBack = keysOf(command.NumKeysAt(args, 2))
+		st.userScript, st.function = true, true
 	case "function|load":
 		st.args = replaceArgs(args, len(args)-1, libraryWithPrelude(string(args[len(args)-1])), -1, "")
 	case "function|restore":
 		st.reprelude = true
 	case "config|set":
 		for i := 2; i < len(args); i += 2 {
-			if strings.EqualFold(string(args[i]), "notify-keyspace-events") {
+			switch strings.ToLower(string(args[i])) {
+			case "notify-keyspace-events":
 				st.notifyChange = true
+			case "busy-reply-threshold", "lua-time-limit":
+				st.thresholdChange = true
 			}
 		}
 	case "ttl", "pttl", "expiretime", "pexpiretime":
@@ -327,6 +342,7 @@ func (st *applyStep) planEval(args [][]byte, t int64, scripts scriptSource, keys
 	}
 	st.args = evalArgs(body, args[2:], t)
 	st.script = body
+	st.userScript = true
 	st.mapReply = userSHAInErrors(body)
 	st.readBack = keysOf(command.NumKeysAt(args, 2))
 }

@@ -82,7 +82,7 @@ func scriptWithPrelude(body string) string {
 func userSHAInErrors(body string) func([]byte) []byte {
 	wrapped, user := []byte(scriptSHA(scriptWithPrelude(body))), []byte(scriptSHA(body))
 	return func(raw []byte) []byte {
-		if !resp.IsError(raw) || !bytes.Contains(raw, wrapped) {
+		if !resp.ReplyIsError(raw) || !bytes.Contains(raw, wrapped) {
 			return raw
 		}
 		return bytes.ReplaceAll(raw, wrapped, user)
@@ -166,7 +166,7 @@ func stripPreludeFromList(raw []byte) []byte {
 			}
 		}
 	}
-	return resp.Encode(nil, v)
+	return resp.AppendValue(nil, resp.Proto2, v)
 }
 
 // functionTimeArg is the extra last FCALL argument carrying T (negative for

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -60,7 +61,7 @@ type snapshotState struct {
 // inside Snapshot(); Persist streams it out while applies go on.
 type fsmSnapshot struct {
 	snapshotState
-	child  *child.Process
+	child  *child.Supervisor
 	log    *slog.Logger
 	rdb    string      // file the child writes
 	config [][2]string // replicated CONFIG parameters at the snapshot's index
@@ -68,13 +69,13 @@ type fsmSnapshot struct {
 
 // beginSnapshot runs BGSAVE on the apply connection: the fork is the point
 // in time, and applies resume as soon as it returns.
-func beginSnapshot(conn *redisconn.Conn, c *child.Process, log *slog.Logger, st snapshotState) (*fsmSnapshot, error) {
+func beginSnapshot(conn *redisconn.Conn, c *child.Supervisor, log *slog.Logger, st snapshotState) (*fsmSnapshot, error) {
 	raw, err := conn.Do("BGSAVE")
 	if err != nil {
 		return nil, err
 	}
-	if resp.IsError(raw) {
-		s, _ := resp.Text(raw)
+	if resp.ReplyIsError(raw) {
+		s, _ := resp.ReplyString(raw)
 		return nil, fmt.Errorf("BGSAVE: %s", s)
 	}
 	config, err := replicatedConfigValues(conn)
@@ -157,7 +158,7 @@ func (s *fsmSnapshot) waitBGSave() error {
 		if err != nil {
 			return err
 		}
-		info, _ := resp.Text(raw)
+		info, _ := resp.ReplyString(raw)
 		if strings.Contains(info, "rdb_bgsave_in_progress:0") {
 			if !strings.Contains(info, "rdb_last_bgsave_status:ok") {
 				return errors.New("redis-server's background save failed (see its log)")
@@ -182,7 +183,7 @@ func writeSnapshot(w *bufio.Writer, conn *redisconn.Conn, applied uint64, lastT 
 	if err != nil {
 		return err
 	}
-	if payload, ok := resp.Text(raw); ok && !resp.IsError(raw) && payload != "" {
+	if payload, ok := resp.ReplyString(raw); ok && !resp.ReplyIsError(raw) && payload != "" {
 		w.WriteByte(recFunctions)
 		writeBytes(w, []byte(payload))
 	}
@@ -228,11 +229,11 @@ func writeDB(w *bufio.Writer, conn *redisconn.Conn, db int) error {
 			if err != nil {
 				return err
 			}
-			payload, ok := resp.Text(dump)
-			if !ok || resp.IsError(dump) {
+			payload, ok := resp.ReplyString(dump)
+			if !ok || resp.ReplyIsError(dump) {
 				continue // the key is gone (cannot happen in a frozen copy)
 			}
-			at, _ := resp.Int(ttl)
+			at, _ := resp.ReplyInt(ttl)
 			w.WriteByte(recKey)
 			writeUvarint(w, uint64(db))
 			writeBytes(w, []byte(resp.AsString(k)))
@@ -243,6 +244,18 @@ func writeDB(w *bufio.Writer, conn *redisconn.Conn, db int) error {
 			return nil
 		}
 	}
+}
+
+// emptySnapshot is the snapshot of a node that has applied nothing.
+func emptySnapshot() []byte {
+	var b bytes.Buffer
+	w := bufio.NewWriter(&b)
+	w.WriteString(snapshotMagic)
+	writeUvarint(w, 0)
+	writeUvarint(w, 0)
+	w.WriteByte(recEnd)
+	w.Flush()
+	return b.Bytes()
 }
 
 // restoredState is what a snapshot holds besides the keys, which
@@ -258,60 +271,35 @@ type restoredState struct {
 // into it, recording every key's deadline in idx.
 func loadSnapshot(r io.Reader, conn *redisconn.Conn, idx *expiryIndex) (restoredState, error) {
 	var st restoredState
-	br := bufio.NewReaderSize(r, 256<<10)
-	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
-		return st, errors.New("not a redraft snapshot")
+	sr, err := newSnapshotReader(r)
+	if err != nil {
+		return st, err
 	}
-	applied, err1 := binary.ReadUvarint(br)
-	lastT, err2 := binary.ReadUvarint(br)
-	if err := errors.Join(err1, err2); err != nil {
-		return st, fmt.Errorf("snapshot header: %w", err)
-	}
-	st.applied, st.lastT = applied, int64(lastT)
+	st.applied, st.lastT = sr.applied, sr.lastT
 	for _, cmd := range [][]string{{"FLUSHALL", "SYNC"}, {"SCRIPT", "FLUSH"}, {"FUNCTION", "FLUSH", "SYNC"}} {
-		if raw, err := conn.Do(cmd...); err != nil || resp.IsError(raw) {
+		if raw, err := conn.Do(cmd...); err != nil || resp.ReplyIsError(raw) {
 			return st, fmt.Errorf("%s: %q %v", strings.Join(cmd, " "), raw, err)
 		}
 	}
 	b := &restoreBatch{conn: conn}
 	for {
-		kind, err := br.ReadByte()
+		rec, err := sr.next()
 		if err != nil {
-			return st, fmt.Errorf("snapshot record: %w", err)
+			return st, err
 		}
-		switch kind {
+		switch rec.kind {
 		case recEnd:
 			return st, b.flush()
 		case recScript:
-			body, err := readBytes(br)
-			if err != nil {
-				return st, err
-			}
-			st.scripts = append(st.scripts, string(body))
+			st.scripts = append(st.scripts, string(rec.body))
 		case recWatch:
-			r, err := readWatchRecord(br)
-			if err != nil {
-				return st, err
-			}
-			st.watches = append(st.watches, r)
+			st.watches = append(st.watches, rec.watch)
 		case recConfig:
-			name, err1 := readBytes(br)
-			value, err2 := readBytes(br)
-			if err := errors.Join(err1, err2); err != nil {
-				return st, err
-			}
-			err = b.add(0, [][]byte{[]byte("CONFIG"), []byte("SET"), name, value})
+			err = b.add(0, [][]byte{[]byte("CONFIG"), []byte("SET"), rec.name, rec.body})
 		case recFunctions:
-			payload, err := readBytes(br)
-			if err != nil {
-				return st, err
-			}
-			err = b.add(0, [][]byte{[]byte("FUNCTION"), []byte("RESTORE"), payload, []byte("REPLACE")})
+			err = b.add(0, [][]byte{[]byte("FUNCTION"), []byte("RESTORE"), rec.body, []byte("REPLACE")})
 		case recKey:
-			err = restoreKey(br, b, idx)
-		default:
-			return st, fmt.Errorf("unknown snapshot record kind %d", kind)
+			err = b.add(rec.db, restoreCommand(rec, idx))
 		}
 		if err != nil {
 			return st, err
@@ -319,36 +307,103 @@ func loadSnapshot(r io.Reader, conn *redisconn.Conn, idx *expiryIndex) (restored
 	}
 }
 
-// restoreKey reads one key record and queues its RESTORE.
-func restoreKey(br *bufio.Reader, b *restoreBatch, idx *expiryIndex) error {
-	db, err := binary.ReadUvarint(br)
-	if err != nil {
-		return err
+// restoreCommand is the RESTORE of a key record; its deadline goes into
+// idx.
+func restoreCommand(rec snapshotRecord, idx *expiryIndex) [][]byte {
+	ttl := "0"
+	args := [][]byte{[]byte("RESTORE"), rec.name, nil, rec.body, []byte("REPLACE")}
+	if rec.deadline >= 0 {
+		ttl = strconv.FormatInt(rec.deadline+deadlineShift, 10)
+		args = append(args, []byte("ABSTTL"))
+		idx.set(dbKey{rec.db, string(rec.name)}, rec.deadline)
 	}
-	key, err := readBytes(br)
-	if err != nil {
-		return err
+	args[2] = []byte(ttl)
+	return args
+}
+
+// snapshotReader decodes a snapshot stream (the format above), record by
+// record. A damaged stream is an error, never a panic, and it allocates no
+// more than the bytes it actually reads.
+type snapshotReader struct {
+	br      *bufio.Reader
+	applied uint64
+	lastT   int64
+}
+
+// snapshotRecord is one decoded record: a key (db, name, body = DUMP
+// payload, deadline), a script (body), functions (body), a CONFIG
+// parameter (name, body = value) or a watch.
+type snapshotRecord struct {
+	kind     byte
+	db       int
+	name     []byte
+	body     []byte
+	deadline int64
+	watch    watchRecord
+}
+
+// newSnapshotReader reads the header.
+func newSnapshotReader(r io.Reader) (*snapshotReader, error) {
+	br := bufio.NewReaderSize(r, 256<<10)
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
+		return nil, errors.New("not a redraft snapshot")
 	}
-	payload, err := readBytes(br)
-	if err != nil {
-		return err
+	applied, err1 := binary.ReadUvarint(br)
+	lastT, err2 := binary.ReadUvarint(br)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, fmt.Errorf("snapshot header: %w", err)
 	}
-	at, err := binary.ReadVarint(br)
+	return &snapshotReader{br: br, applied: applied, lastT: int64(lastT)}, nil
+}
+
+// next decodes the next record (kind recEnd at the end).
+func (sr *snapshotReader) next() (snapshotRecord, error) {
+	var rec snapshotRecord
+	kind, err := sr.br.ReadByte()
+	if err != nil {
+		return rec, fmt.Errorf("snapshot record: %w", err)
+	}
+	rec.kind = kind
+	switch kind {
+	case recEnd:
+	case recScript, recFunctions:
+		rec.body, err = readBytes(sr.br)
+	case recWatch:
+		rec.watch, err = readWatchRecord(sr.br)
+	case recConfig:
+		if rec.name, err = readBytes(sr.br); err == nil {
+			rec.body, err = readBytes(sr.br)
+		}
+	case recKey:
+		err = sr.readKey(&rec)
+	default:
+		return rec, fmt.Errorf("unknown snapshot record kind %d", kind)
+	}
+	if err != nil {
+		return rec, fmt.Errorf("snapshot record %d: %w", kind, err)
+	}
+	return rec, nil
+}
+
+// readKey reads the body of a key record.
+func (sr *snapshotReader) readKey(rec *snapshotRecord) error {
+	db, err := binary.ReadUvarint(sr.br)
 	if err != nil {
 		return err
 	}
 	if db >= 16 {
-		return fmt.Errorf("snapshot key in database %d", db)
+		return fmt.Errorf("key in database %d", db)
 	}
-	ttl := "0"
-	args := [][]byte{[]byte("RESTORE"), key, nil, payload, []byte("REPLACE")}
-	if at >= 0 {
-		ttl = strconv.FormatInt(at+deadlineShift, 10)
-		args = append(args, []byte("ABSTTL"))
-		idx.set(dbKey{int(db), string(key)}, at)
+	rec.db = int(db)
+	if rec.name, err = readBytes(sr.br); err != nil {
+		return err
 	}
-	args[2] = []byte(ttl)
-	return b.add(int(db), args)
+	if rec.body, err = readBytes(sr.br); err != nil {
+		return err
+	}
+	rec.deadline, err = binary.ReadVarint(sr.br)
+	return err
 }
 
 // restoreBatch pipelines restore commands, scanBatch at a time, and fails
@@ -378,7 +433,7 @@ func (b *restoreBatch) flush() error {
 		if err != nil {
 			return err
 		}
-		if resp.IsError(raw) {
+		if resp.ReplyIsError(raw) {
 			return fmt.Errorf("restore: redis-server answered %q", raw)
 		}
 	}
@@ -420,9 +475,17 @@ func readBytes(br *bufio.Reader) ([]byte, error) {
 	if n > maxRecordBytes {
 		return nil, fmt.Errorf("snapshot field of %d bytes is too large", n)
 	}
-	b := make([]byte, n)
-	_, err = io.ReadFull(br, b)
-	return b, err
+	// Grow with what is actually read, not with the announced length.
+	b := make([]byte, 0, min(n, 64<<10))
+	for uint64(len(b)) < n {
+		chunk := min(n-uint64(len(b)), 1<<20)
+		start := len(b)
+		b = append(b, make([]byte, chunk)...)
+		if _, err := io.ReadFull(br, b[start:]); err != nil {
+			return nil, fmt.Errorf("snapshot field: %w", err)
+		}
+	}
+	return b, nil
 }
 
 // replicatedConfigValues reads the current values of the replicated CONFIG
@@ -464,13 +527,19 @@ func readWatchRecord(br *bufio.Reader) (watchRecord, error) {
 	}
 	r.dirty = dirty == 1
 	n, err := binary.ReadUvarint(br)
-	if err != nil || n > maxRecordBytes {
-		return r, fmt.Errorf("watch record: %v", err)
+	if err != nil {
+		return r, fmt.Errorf("watch record: %w", err)
+	}
+	if n > maxRecordBytes {
+		return r, fmt.Errorf("watch record of %d keys", n)
 	}
 	for i := uint64(0); i < n; i++ {
 		db, err := binary.ReadUvarint(br)
 		if err != nil {
 			return r, err
+		}
+		if db >= 16 {
+			return r, fmt.Errorf("watched key in database %d", db)
 		}
 		key, err := readBytes(br)
 		if err != nil {

@@ -59,7 +59,7 @@ func (w *watchEntry) watch(keys []dbKey) error {
 		if err != nil {
 			return err
 		}
-		if resp.IsError(raw) {
+		if resp.ReplyIsError(raw) {
 			return fmt.Errorf("WATCH: %q", raw)
 		}
 	}
@@ -107,7 +107,7 @@ func (w *watchEntry) stillClean() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if resp.IsNil(raw) {
+	if resp.ReplyIsNull(raw) {
 		return false, nil
 	}
 	return true, w.watch(w.keys)

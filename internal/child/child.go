@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -224,3 +225,121 @@ func forwardChildLog(r io.Reader, log *slog.Logger) {
 		log.Log(context.Background(), level, msg)
 	}
 }
+
+// Supervisor keeps one child running on a fixed socket. A planned restart
+// (Restart) replaces the process; any other exit is reported on Died.
+type Supervisor struct {
+	path, dir, sock string
+	args            []string
+	log             *slog.Logger
+
+	mu        sync.Mutex
+	proc      *Process
+	planned   bool
+	died      chan struct{}
+	diedErr   error
+	onRestart []func()
+}
+
+// Supervise starts the child and watches it.
+func Supervise(path, dir, sock string, args []string, log *slog.Logger) (*Supervisor, error) {
+	s := &Supervisor{path: path, dir: dir, sock: sock, args: args, log: log, died: make(chan struct{})}
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// start launches a new process and watches it.
+func (s *Supervisor) start() error {
+	p, err := Start(s.path, s.dir, s.sock, s.args, s.log)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.proc, s.planned = p, false
+	s.mu.Unlock()
+	go s.watch(p)
+	return nil
+}
+
+// watch reports p's exit on Died unless it was planned.
+func (s *Supervisor) watch(p *Process) {
+	<-p.Exited()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != p || s.planned {
+		return
+	}
+	s.diedErr = p.Err()
+	close(s.died)
+}
+
+// Restart kills the running child (a planned exit) and starts a new one on
+// the same socket; functions given to OnRestart run once it answers.
+func (s *Supervisor) Restart() error {
+	s.mu.Lock()
+	s.planned = true
+	p := s.proc
+	s.mu.Unlock()
+	p.Kill()
+	if err := s.start(); err != nil {
+		return fmt.Errorf("restart redis-server: %w", err)
+	}
+	s.mu.Lock()
+	hooks := append([]func(){}, s.onRestart...)
+	s.mu.Unlock()
+	for _, h := range hooks {
+		h()
+	}
+	return nil
+}
+
+// OnRestart registers fn to run after every Restart (e.g. to drop pooled
+// connections to the old process).
+func (s *Supervisor) OnRestart(fn func()) {
+	s.mu.Lock()
+	s.onRestart = append(s.onRestart, fn)
+	s.mu.Unlock()
+}
+
+// Kill kills the running child at once, as a planned exit (a Restart
+// follows).
+func (s *Supervisor) Kill() {
+	s.mu.Lock()
+	s.planned = true
+	p := s.proc
+	s.mu.Unlock()
+	p.Kill()
+}
+
+// Died is closed when the child exits without a planned restart.
+func (s *Supervisor) Died() <-chan struct{} { return s.died }
+
+// Err is the unplanned exit's status, valid once Died is closed.
+func (s *Supervisor) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.diedErr
+}
+
+// Stop stops the child (SIGTERM, then SIGKILL after timeout) for good.
+func (s *Supervisor) Stop(timeout time.Duration) {
+	s.mu.Lock()
+	s.planned = true
+	p := s.proc
+	s.mu.Unlock()
+	p.Stop(timeout)
+}
+
+// Sock is the child's unix socket.
+func (s *Supervisor) Sock() string { return s.sock }
+
+// Dir is the child's working directory.
+func (s *Supervisor) Dir() string { return s.dir }
+
+// Path is the redis-server executable.
+func (s *Supervisor) Path() string { return s.path }
+
+// Dial opens a new connection to the child.
+func (s *Supervisor) Dial() (*redisconn.Conn, error) { return Dial(s.sock) }

@@ -349,3 +349,72 @@ func TestStreamLayerDialReachesRaftListener(t *testing.T) {
 		t.Error("dial to a closed port succeeded")
 	}
 }
+
+// FuzzMuxFirstBytes sends any bytes as the start of a connection: the mux
+// never panics or blocks, and goes on routing: a Raft stream and a client
+// opened afterwards both reach their listener.
+func FuzzMuxFirstBytes(f *testing.F) {
+	for _, seed := range []string{"", "\x01", "\x01\x00\x00", "*1\r\n$4\r\nPING\r\n", "PING\r\n", "\x16\x03\x01\x00", "\x00\xff", "\x02"} {
+		f.Add([]byte(seed))
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	m := New(ln, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	go m.Serve()
+	f.Cleanup(func() { ln.Close() })
+	drain := func(l net.Listener) {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+		}
+	}
+	go drain(m.Raft())
+	clients := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := m.Clients().Accept()
+			if err != nil {
+				return
+			}
+			clients <- c
+		}
+	}()
+	addr := ln.Addr().String()
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write(in)
+		c.Close()
+		// A client still gets through (its first byte decides at once).
+		probe, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer probe.Close()
+		if _, err := probe.Write([]byte("PING\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case sc := <-clients:
+				sc.Close()
+				if sameConn(sc, probe) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("after %q, a new client is not routed", in)
+			}
+		}
+	})
+}
+
+// sameConn reports whether server side s is the other end of client c.
+func sameConn(s, c net.Conn) bool { return s.RemoteAddr().String() == c.LocalAddr().String() }

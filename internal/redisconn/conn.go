@@ -138,8 +138,9 @@ func (p *Pool) Put(c *Conn) {
 	}
 }
 
-// Close closes every idle connection.
-func (p *Pool) Close() {
+// Drain closes every idle connection (they point at a child that was
+// replaced).
+func (p *Pool) Drain() {
 	for {
 		select {
 		case c := <-p.idle:
