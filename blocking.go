@@ -36,23 +36,8 @@ type blockingPlan struct {
 	keys     []dbKey       // keys whose writes wake the waiter
 	timeout  time.Duration // 0 waits forever
 	nilReply []byte        // reply on timeout
+	group    bool          // XREADGROUP: unblocked with an error when its stream or group goes
 }
-
-// popScript pops from the first non-empty key, as BLPOP/BRPOP/BZPOPMIN/
-// BZPOPMAX would: ARGV[1] is LPOP, RPOP, ZPOPMIN or ZPOPMAX.
-const popScript = `local zset = string.sub(ARGV[1], 1, 1) == 'Z'
-for _, k in ipairs(KEYS) do
-  local t = redis.call('TYPE', k).ok
-  if t ~= 'none' then
-    if (zset and t ~= 'zset') or (not zset and t ~= 'list') then
-      return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value')
-    end
-    local r = redis.call(ARGV[1], k)
-    if zset then return {k, r[1], r[2]} end
-    return {k, r}
-  end
-end
-return false`
 
 // planPop plans BLPOP, BRPOP, BZPOPMIN and BZPOPMAX: a script pops from the
 // first non-empty key.
@@ -61,15 +46,15 @@ func planPop(_ *blocker, _ context.Context, db int, args [][]byte) (*blockingPla
 	var err []byte
 	p.timeout, err = parseTimeout(args[len(args)-1])
 	keys := args[1 : len(args)-1]
-	p.keys = dbKeys(db, keys)
+	p.keys = dbKeysOf(db, keys)
 	op := map[string]string{"blpop": "LPOP", "brpop": "RPOP", "bzpopmin": "ZPOPMIN", "bzpopmax": "ZPOPMAX"}[command.Lower(args[0])]
-	p.nb = append(append([][]byte{[]byte("EVAL"), []byte(popScript), []byte(strconv.Itoa(len(keys)))}, keys...), []byte(op))
+	p.nb = append([][]byte{[]byte(cmdPop), []byte(op)}, keys...)
 	return p, err
 }
 
 // planMove plans BRPOPLPUSH and BLMOVE as RPOPLPUSH and LMOVE.
 func planMove(_ *blocker, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
-	p := &blockingPlan{nilReply: resp.NullBulk, keys: dbKeys(db, args[1:3])}
+	p := &blockingPlan{nilReply: resp.NullBulk, keys: dbKeysOf(db, args[1:3])}
 	var err []byte
 	if command.Lower(args[0]) == "brpoplpush" {
 		p.timeout, err = parseTimeout(args[3])
@@ -83,26 +68,18 @@ func planMove(_ *blocker, _ context.Context, db int, args [][]byte) (*blockingPl
 
 // planMPop plans BLMPOP and BZMPOP as LMPOP and ZMPOP.
 func planMPop(_ *blocker, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
-	p := &blockingPlan{nilReply: resp.NullArray, keys: dbKeys(db, command.NumKeysAt(args, 2))}
+	p := &blockingPlan{nilReply: resp.NullArray, keys: dbKeysOf(db, command.NumKeysAt(args, 2))}
 	var err []byte
 	p.timeout, err = parseTimeout(args[1])
 	p.nb = append([][]byte{[]byte(strings.TrimPrefix(strings.ToUpper(command.Lower(args[0])), "B"))}, args[2:]...)
 	return p, err
 }
 
-// dbKeys names keys in db.
-func dbKeys(db int, keys [][]byte) []dbKey {
-	out := make([]dbKey, len(keys))
-	for i, k := range keys {
-		out[i] = dbKey{db, string(k)}
-	}
-	return out
-}
-
 // planXRead drops BLOCK from XREAD/XREADGROUP and pins "$" to the stream's
 // current last ID.
 func (b *blocker) planXRead(ctx context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
-	p := &blockingPlan{nilReply: resp.NullArray, read: command.Lower(args[0]) == "xread"}
+	name := command.Lower(args[0])
+	p := &blockingPlan{nilReply: resp.NullArray, read: name == "xread", group: name == "xreadgroup"}
 	var nb [][]byte
 	streamsAt := -1
 	for i := 0; i < len(args); i++ {
@@ -196,8 +173,11 @@ func (b *blocker) serve(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 	}
 	check := time.NewTicker(100 * time.Millisecond)
 	defer check.Stop()
-	for {
+	for blocked := false; ; blocked = true {
 		reply := b.tryNonBlocking(ctx, cl, p)
+		if blocked && p.group && resp.ReplyIsError(reply) {
+			return b.unblocked(ctx, cl.db, p)
+		}
 		if !resp.ReplyIsNull(reply) {
 			if !resp.ReplyIsError(reply) {
 				b.waiters.passOn(w) // more may be waiting on these keys
@@ -221,6 +201,19 @@ func (b *blocker) serve(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 			}
 		}
 	}
+}
+
+// unblocked is Redis's answer to a client blocked in XREADGROUP whose
+// stream went away (deleted, flushed, swapped out, or replaced by another
+// type) or whose group was destroyed.
+func (b *blocker) unblocked(ctx context.Context, db int, p *blockingPlan) []byte {
+	for _, k := range p.keys {
+		raw := b.reads.local(ctx, db, [][]byte{[]byte("TYPE"), []byte(k.Key)})
+		if t, _ := resp.ReplyString(raw); t != "stream" {
+			return resp.Error("UNBLOCKED the stream key no longer exists")
+		}
+	}
+	return resp.Error("NOGROUP the consumer group this client was blocked on no longer exists")
 }
 
 // tryNonBlocking runs the non-blocking form once.

@@ -169,13 +169,9 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 		// Blocked clients are woken only by writes that did something: a
 		// nil or error reply (e.g. a waiter's own empty pop) changed nothing.
 		keys := append(append([]dbKey(nil), st.precheck...), st.readBack...) // MOVE, COPY: the target too
-		if st.effect == effectSwapDB {
-			keys = append(keys, dbKey{st.swapA, anyKey}, dbKey{st.swapB, anyKey})
-		}
-		for _, sub := range st.sub {
-			if sub.effect == effectSwapDB {
-				keys = append(keys, dbKey{sub.swapA, anyKey}, dbKey{sub.swapB, anyKey})
-			}
+		keys = append(keys, effectTouches(st)...)
+		for i := range st.sub {
+			keys = append(keys, effectTouches(&st.sub[i])...)
 		}
 		touch := func(raw []byte) {
 			if !resp.ReplyIsNull(raw) && !resp.ReplyIsError(raw) {
@@ -310,6 +306,24 @@ func (p *pipeline) addIndexEffect(st *applyStep) {
 	}
 }
 
+// effectTouches are the whole databases a FLUSHDB, FLUSHALL or SWAPDB
+// changes, for blocked clients.
+func effectTouches(st *applyStep) []dbKey {
+	switch st.effect {
+	case effectSwapDB:
+		return []dbKey{{st.swapA, anyKey}, {st.swapB, anyKey}}
+	case effectFlushDB:
+		return []dbKey{{st.db, anyKey}}
+	case effectFlushAll:
+		out := make([]dbKey, 16)
+		for db := range out {
+			out[db] = dbKey{db, anyKey}
+		}
+		return out
+	}
+	return nil
+}
+
 // applyIndexEffect changes the expiry index as a successful FLUSHDB,
 // FLUSHALL or SWAPDB did the child.
 func applyIndexEffect(idx *expiryIndex, st *applyStep, reply []byte) {
@@ -380,9 +394,13 @@ func (p *pipeline) addCondDel(keys []dbKey, t int64) {
 			if err != nil || len(items) != len(ks) {
 				p.st.fatal(fmt.Errorf("unexpected expiry check reply %q", raw))
 			}
+			wanted := p.st.touched.wanted != nil && p.st.touched.wanted()
 			for i, it := range items {
 				at, _ := resp.ReplyInt(it)
 				p.st.index.set(ks[i], unshift(at))
+				if at == -2 && wanted {
+					p.touchedKeys = append(p.touchedKeys, ks[i]) // deleted by expiry
+				}
 			}
 		})
 		if flags != "" {

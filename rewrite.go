@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -53,6 +54,60 @@ type applyStep struct {
 	ref        scriptRef
 }
 
+// popScript pops from the first non-empty key, as BLPOP/BRPOP/BZPOPMIN/
+// BZPOPMAX would: ARGV[1] is LPOP, RPOP, ZPOPMIN or ZPOPMAX.
+const popScript = `local zset = string.sub(ARGV[1], 1, 1) == 'Z'
+for _, k in ipairs(KEYS) do
+  local t = redis.call('TYPE', k).ok
+  if t ~= 'none' then
+    if (zset and t ~= 'zset') or (not zset and t ~= 'list') then
+      return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value')
+    end
+    local r = redis.call(ARGV[1], k)
+    if zset then return {k, r[1], r[2]} end
+    return {k, r}
+  end
+end
+return false`
+
+// cmdPop is the internal command a blocked BLPOP, BRPOP, BZPOPMIN or
+// BZPOPMAX proposes when woken: "_redraft_pop <op> key...", run as
+// popScript. Clients cannot send it (it is not in the command table).
+const cmdPop = "_redraft_pop"
+
+// internalScriptReply makes an error raised inside one of redraft's own
+// scripts read as the error of the command the client sent: Redis adds
+// "script: <sha>, on @user_script:N." to errors raised in scripts.
+func internalScriptReply(raw []byte) []byte {
+	if !resp.ReplyIsError(raw) {
+		return raw
+	}
+	if m := scriptErrorSuffix.FindIndex(raw); m != nil {
+		return append(append([]byte(nil), raw[:m[0]]...), "\r\n"...)
+	}
+	return raw
+}
+
+// scriptErrorSuffix is what Redis appends to an error raised in a script.
+var scriptErrorSuffix = regexp.MustCompile(` script: [0-9a-f]{40}, on @user_script:[0-9]+\.\r\n$`)
+
+// internalScript is a step that runs one of redraft's own scripts.
+func internalScript(db int, script string, keys [][]byte, argv ...[]byte) applyStep {
+	args := make([][]byte, 0, 3+len(keys)+len(argv))
+	args = append(args, []byte("EVAL"), []byte(script), []byte(strconv.Itoa(len(keys))))
+	args = append(append(args, keys...), argv...)
+	return applyStep{db: db, args: args, mapReply: internalScriptReply}
+}
+
+// dbKeysOf names keys in db.
+func dbKeysOf(db int, keys [][]byte) []dbKey {
+	out := make([]dbKey, len(keys))
+	for i, k := range keys {
+		out[i] = dbKey{db, string(k)}
+	}
+	return out
+}
+
 // scriptSource looks up a script body by SHA1 (the FSM's script cache).
 type scriptSource func(sha string) (string, bool)
 
@@ -82,17 +137,16 @@ func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts 
 		}
 		return st
 	}
+	if len(c.Args) > 2 && string(c.Args[0]) == cmdPop {
+		st = internalScript(c.DB, popScript, c.Args[2:], c.Args[1])
+		st.precheck = dbKeysOf(c.DB, c.Args[2:])
+		return st
+	}
 	info := tbl.Lookup(c.Args)
 	if info == nil {
 		return st
 	}
-	keysOf := func(keys [][]byte) []dbKey {
-		out := make([]dbKey, len(keys))
-		for i, k := range keys {
-			out[i] = dbKey{c.DB, string(k)}
-		}
-		return out
-	}
+	keysOf := func(keys [][]byte) []dbKey { return dbKeysOf(c.DB, keys) }
 	st.precheck = keysOf(command.Keys(info, c.Args))
 	args := c.Args
 	switch info.Name {
@@ -324,8 +378,8 @@ func (st *applyStep) planSpop(args [][]byte, seed uint64) {
 	} else if len(args) != 2 {
 		return
 	}
-	st.args = [][]byte{[]byte("EVAL"), []byte(spopScript), []byte("1"), args[1],
-		[]byte(strconv.FormatUint(seed%(1<<31), 10)), []byte(count)}
+	mapped := internalScript(st.db, spopScript, args[1:2], []byte(strconv.FormatUint(seed%(1<<31), 10)), []byte(count))
+	st.args, st.mapReply = mapped.args, mapped.mapReply
 }
 
 // planEval runs a script with the time prelude and T appended to ARGV.

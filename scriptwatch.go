@@ -41,6 +41,11 @@ type scriptWatch struct {
 // watchPeriod is how often the watchdog looks.
 const watchPeriod = 100 * time.Millisecond
 
+// stopGrace is how long past busy-reply-threshold the leader waits before
+// stopping a script itself: the child takes a client's SCRIPT KILL from the
+// threshold on, and that kill should land first.
+const stopGrace = 200 // ms
+
 // run watches until stop closes.
 func (w *scriptWatch) run(stop <-chan struct{}) {
 	every(stop, watchPeriod, func() { w.tick(w.wall()) })
@@ -58,7 +63,7 @@ func (w *scriptWatch) tick(now int64) {
 	if cur.seq != w.seq {
 		w.seq, w.since, w.proposed, w.acted, w.scanned = cur.seq, now, false, false, 0
 	}
-	if threshold > 0 && now-w.since >= threshold && !w.proposed && w.node.isLeader() {
+	if threshold > 0 && now-w.since >= threshold+stopGrace && !w.proposed && w.node.isLeader() {
 		w.proposed = true
 		go w.proposeStop(cur.ref)
 	}

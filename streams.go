@@ -129,11 +129,13 @@ func (st *applyStep) planStreamCommand(name string, args [][]byte, t int64) {
 	switch name {
 	case "xreadgroup":
 		st.args = append([][]byte{[]byte("EVAL"), []byte(xreadgroupScript), []byte("0"), tt}, args[1:]...)
+		st.mapReply = internalScriptReply
 	case "xclaim":
 		if len(args) < 6 || !isNonNegInt(args[4]) {
 			return
 		}
 		st.args = append([][]byte{[]byte("EVAL"), []byte(xclaimScript), []byte("0"), tt}, args[1:]...)
+		st.mapReply = internalScriptReply
 	case "xautoclaim":
 		if len(args) < 6 || !isNonNegInt(args[4]) {
 			return
@@ -144,6 +146,7 @@ func (st *applyStep) planStreamCommand(name string, args [][]byte, t int64) {
 			}
 		}
 		st.args = append([][]byte{[]byte("EVAL"), []byte(xautoclaimScript), []byte("0"), tt}, args[1:]...)
+		st.mapReply = internalScriptReply
 	}
 }
 

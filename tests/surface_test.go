@@ -538,8 +538,9 @@ func surfaceRefusals(t *testing.T, env *surfaceEnv) {
 		{[]interface{}{"ACL", "LIST"}, "ERR ACL is not supported by redraft"},
 		{[]interface{}{"ROLE"}, "ERR ROLE is not supported: use RAFTSTATE"},
 		{[]interface{}{"SCRIPT", "DEBUG", "NO"}, "ERR SCRIPT DEBUG is not supported by redraft"},
-		{[]interface{}{"SCRIPT", "KILL"}, "ERR SCRIPT KILL is not supported by redraft: a script must run to completion on every node"},
-		{[]interface{}{"FUNCTION", "KILL"}, "ERR FUNCTION KILL is not supported by redraft: a function must run to completion on every node"},
+		// Not refusals any more: as in Redis with no script running.
+		{[]interface{}{"SCRIPT", "KILL"}, "NOTBUSY No scripts in execution right now."},
+		{[]interface{}{"FUNCTION", "KILL"}, "NOTBUSY No scripts in execution right now."},
 		{[]interface{}{"CONFIG", "RESETSTAT"}, "ERR CONFIG RESETSTAT is not supported by redraft"},
 		{[]interface{}{"CONFIG", "REWRITE"}, "ERR CONFIG REWRITE is not supported by redraft"},
 		{[]interface{}{"CONFIG", "SET", "maxmemory", "1"}, "ERR CONFIG SET 'maxmemory' is not supported by redraft: only parameters that are safe to apply on every node can be set (see README)"},
