@@ -166,6 +166,8 @@ func (b *blocker) serve(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 	w := b.waiters.add(p.keys)
 	defer b.waiters.remove(w)
 	var deadline <-chan time.Time
+	cl.withTimeout.Store(p.timeout > 0)
+	defer cl.withTimeout.Store(false)
 	if p.timeout > 0 {
 		t := time.NewTimer(p.timeout)
 		defer t.Stop()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -44,7 +45,7 @@ func (s *frontEnd) selectDB(_ context.Context, cl *clientConn, args [][]byte) []
 	if db < 0 || db >= 16 {
 		return resp.Error("ERR DB index is out of range")
 	}
-	cl.db = db
+	cl.setDB(db)
 	return resp.OK
 }
 
@@ -54,12 +55,21 @@ func (s *frontEnd) quit(_ context.Context, cl *clientConn, _ [][]byte) []byte {
 	return resp.OK
 }
 
-// reset answers RESET: the connection's state back to a new one's.
+// reset answers RESET: the connection's state back to a new one's (no
+// MULTI, no WATCH, database 0, no name, replies on; a subscriber leaves
+// subscriber mode in subscribedCommand first).
 func (s *frontEnd) reset(ctx context.Context, cl *clientConn, _ [][]byte) []byte {
-	s.unwatch(ctx, cl)
-	cl.db, cl.tx = 0, nil
-	cl.setName("")
+	s.resetState(ctx, cl)
 	return resp.Status("RESET")
+}
+
+// resetState clears a connection's state, as RESET does.
+func (s *frontEnd) resetState(ctx context.Context, cl *clientConn) {
+	s.unwatch(ctx, cl)
+	cl.setDB(0)
+	cl.setTx(nil)
+	cl.replyOff, cl.replySkip = false, 0
+	cl.setName("")
 }
 
 // auth answers AUTH [username] password.
@@ -219,16 +229,11 @@ func (s *frontEnd) client(_ context.Context, cl *clientConn, args [][]byte) []by
 		}
 		return resp.OK
 	case "info":
-		return resp.Bulk(cl.listLine(cl.db) + "\n")
+		return resp.Bulk(cl.listLine(s.wall()) + "\n")
 	case "list":
 		var b strings.Builder
-		s.clients.each(func(other *clientConn) {
-			db := -1
-			if other == cl {
-				db = cl.db
-			}
-			b.WriteString(other.listLine(db) + "\n")
-		})
+		now := s.wall()
+		s.clients.each(func(other *clientConn) { b.WriteString(other.listLine(now) + "\n") })
 		return resp.Bulk(b.String())
 	case "kill":
 		return s.clientKill(cl, args[2:])
@@ -322,6 +327,7 @@ func (s *frontEnd) info(ctx context.Context, _ *clientConn, args [][]byte) []byt
 			return raw
 		}
 		text, _ = resp.ReplyString(raw)
+		text = replaceInfoSection(text, "Clients", s.clientsInfo())
 	}
 	if section == "" || section == "raft" || section == "all" || section == "everything" || section == "default" {
 		stats := s.raftStats()
@@ -338,6 +344,40 @@ func (s *frontEnd) info(ctx context.Context, _ *clientConn, args [][]byte) []byt
 		text = b.String()
 	}
 	return resp.Bulk(text)
+}
+
+// clientsInfo is INFO's Clients section for redraft's own clients (the
+// child's are redraft's internal connections).
+func (s *frontEnd) clientsInfo() string {
+	connected, blocked, withTimeout := 0, 0, 0
+	s.clients.forEach(func(cl *clientConn) {
+		connected++
+		if cl.blocked.Load() {
+			blocked++
+			if cl.withTimeout.Load() {
+				withTimeout++
+			}
+		}
+	})
+	return fmt.Sprintf("connected_clients:%d\r\ncluster_connections:0\r\nmaxclients:%d\r\n"+
+		"client_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\n"+
+		"blocked_clients:%d\r\ntracking_clients:0\r\nclients_in_timeout_table:%d\r\n",
+		connected, s.maxClients, blocked, withTimeout)
+}
+
+// replaceInfoSection replaces the body of INFO section name in text.
+func replaceInfoSection(text, name, body string) string {
+	head := "# " + name + "\r\n"
+	i := strings.Index(text, head)
+	if i < 0 {
+		return text
+	}
+	start := i + len(head)
+	end := strings.Index(text[start:], "\r\n\r\n")
+	if end < 0 {
+		return text[:start] + body
+	}
+	return text[:start] + strings.TrimSuffix(body, "\r\n") + text[start+end:]
 }
 
 // raftCommand answers redraft's own RAFT* commands.
@@ -499,4 +539,95 @@ func authReply(args [][]byte) []byte {
 		return resp.Error("WRONGPASS invalid username-password pair or user is disabled.")
 	}
 	return resp.Error("ERR syntax error")
+}
+
+// configSet answers CONFIG SET. Parameters that every node may share go
+// through the log; a per-node parameter set to the value the child already
+// has is a no-op and answers OK, as it would on Redis; any other per-node
+// change is refused.
+func (s *frontEnd) configSet(ctx context.Context, cl *clientConn, args [][]byte) []byte {
+	if len(args) < 4 || len(args)%2 != 0 {
+		return resp.Error("ERR wrong number of arguments for 'config|set' command")
+	}
+	shared := [][]byte{args[0], args[1]}
+	for i := 2; i+1 < len(args); i += 2 {
+		if configSetRefused([][]byte{nil, nil, args[i], args[i+1]}) == "" {
+			shared = append(shared, args[i], args[i+1])
+			continue
+		}
+		same, err := s.childHas(ctx, string(args[i]), string(args[i+1]))
+		if err != nil {
+			return errorReply(err)
+		}
+		if !same {
+			return configSetRefusal(strings.ToLower(string(args[i])))
+		}
+	}
+	if len(shared) == 2 {
+		return resp.OK
+	}
+	replies, err := s.proposer.write(ctx, []entryCmd{{DB: cl.db, Args: shared}})
+	if err != nil {
+		return errorReply(err)
+	}
+	return replies[0]
+}
+
+// childHas reports whether the local child's parameter already has value
+// (compared as CONFIG GET shows it, case-insensitively).
+func (s *frontEnd) childHas(ctx context.Context, param, value string) (bool, error) {
+	raw := s.reads.local(ctx, 0, [][]byte{[]byte("CONFIG"), []byte("GET"), []byte(param)})
+	if resp.ReplyIsError(raw) {
+		return false, nil
+	}
+	v, err := resp.Parse(raw)
+	if err != nil {
+		return false, err
+	}
+	items, _ := v.([]any)
+	return len(items) == 2 && strings.EqualFold(resp.AsString(items[1]), value), nil
+}
+
+// configSetRefusal explains why a CONFIG SET parameter is not replicated.
+func configSetRefusal(param string) []byte {
+	return resp.Error(fmt.Sprintf("ERR CONFIG SET '%s' is not supported by redraft: only parameters that are safe to apply on every node can be set (see README)", param))
+}
+
+// save answers SAVE and BGSAVE: redraft's data is durable in the Raft log;
+// they take a Raft snapshot (BGSAVE in the background), as Redis takes an
+// RDB snapshot.
+func (s *frontEnd) save(_ context.Context, _ *clientConn, args [][]byte) []byte {
+	if command.Lower(args[0]) == "save" {
+		if err := s.snapshotNow(); err != nil {
+			return resp.Error("ERR " + err.Error())
+		}
+		return resp.OK
+	}
+	if !s.saving.CompareAndSwap(false, true) {
+		return resp.Error("ERR Background save already in progress")
+	}
+	go func() {
+		defer s.saving.Store(false)
+		if err := s.snapshotNow(); err != nil {
+			s.log.Warn("BGSAVE", "err", err)
+		}
+	}()
+	return resp.Status("Background saving started")
+}
+
+// snapshotNow takes a Raft snapshot; nothing new to snapshot is not an
+// error here (what is there is saved already).
+func (s *frontEnd) snapshotNow() error {
+	err := s.node.snapshot()
+	if err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return err
+	}
+	s.lastSaveAt.Store(s.wall() / 1000)
+	return nil
+}
+
+// lastSave answers LASTSAVE: when the last snapshot finished (or the node
+// started), in Unix seconds.
+func (s *frontEnd) lastSave(_ context.Context, _ *clientConn, _ [][]byte) []byte {
+	return resp.Integer(s.lastSaveAt.Load())
 }

@@ -69,9 +69,18 @@ type clientConn struct {
 	lastActive atomic.Int64
 	blocked    atomic.Bool
 	subscribed atomic.Bool
-	unsent     atomic.Int64 // of the reply being written
-	queued     atomic.Int64 // of replies waiting to be written (subscribers)
-	softSince  atomic.Int64
+
+	// What CLIENT LIST shows of this client to other connections.
+	created     int64 // ms
+	fd          int
+	shownDB     atomic.Int32
+	inMulti     atomic.Int32 // commands queued in MULTI, -1 outside
+	lastCmd     atomic.Pointer[string]
+	subs        [3]atomic.Int32 // channels, patterns, shard channels subscribed
+	withTimeout atomic.Bool     // blocked with a timeout
+	unsent      atomic.Int64    // of the reply being written
+	queued      atomic.Int64    // of replies waiting to be written (subscribers)
+	softSince   atomic.Int64
 }
 
 // flushAt is the size of queued replies that is written at once, before the
@@ -152,9 +161,47 @@ func (cl *clientConn) getName() string {
 	return cl.name
 }
 
-// listLine renders a CLIENT LIST line (db < 0: not known here).
-func (cl *clientConn) listLine(db int) string {
-	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=0 name=%s db=%d cmd=client", cl.id, cl.addr, cl.laddr, cl.getName(), db)
+// listLine renders this client's CLIENT LIST line, in Redis 7.0's format
+// (the memory fields, which describe Redis's own buffers, are 0).
+func (cl *clientConn) listLine(now int64) string {
+	flags := ""
+	switch {
+	case cl.blocked.Load():
+		flags = "b"
+	case cl.subscribed.Load():
+		flags = "P"
+	}
+	multi := cl.inMulti.Load()
+	if multi >= 0 {
+		flags += "x"
+	}
+	if flags == "" {
+		flags = "N"
+	}
+	cmd := "NULL"
+	if p := cl.lastCmd.Load(); p != nil {
+		cmd = *p
+	}
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=%d name=%s age=%d idle=%d flags=%s db=%d sub=%d psub=%d ssub=%d multi=%d "+
+		"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=2",
+		cl.id, cl.addr, cl.laddr, cl.fd, cl.getName(), (now-cl.created)/1000, (now-cl.lastActive.Load())/1000, flags,
+		cl.shownDB.Load(), cl.subs[0].Load(), cl.subs[1].Load(), cl.subs[2].Load(), multi, cmd)
+}
+
+// setDB changes the client's database.
+func (cl *clientConn) setDB(db int) {
+	cl.db = db
+	cl.shownDB.Store(int32(db))
+}
+
+// setTx enters (tx != nil) or leaves MULTI.
+func (cl *clientConn) setTx(tx *transaction) {
+	cl.tx = tx
+	if tx == nil {
+		cl.inMulti.Store(-1)
+	} else {
+		cl.inMulti.Store(0)
+	}
 }
 
 // aLongTimeAgo is a deadline in the past, to interrupt a blocked read.

@@ -104,7 +104,8 @@ func commandSpecs() map[string]commandSpec {
 		"expiretime":  {kind: kindSelf, handle: (*frontEnd).ttl, multi: multiQueue, relay: relayAsRead},
 		"pexpiretime": {kind: kindSelf, handle: (*frontEnd).ttl, multi: multiQueue, relay: relayAsRead},
 		// Harmless server introspection answered by the local child.
-		"command": {kind: kindLocal}, "time": {kind: kindLocal}, "lastsave": {kind: kindLocal},
+		"command": {kind: kindLocal}, "time": {kind: kindLocal}, "lastsave": answeredBy((*frontEnd).lastSave),
+		"pfselftest": {kind: kindLocal},
 		"config|get": {kind: kindLocal}, "config|help": {kind: kindLocal},
 		"slowlog": {kind: kindLocal}, "latency": {kind: kindLocal}, "memory": {kind: kindLocal},
 		"lolwut": {kind: kindLocal}, "script|exists": answeredBy((*frontEnd).scriptExists),
@@ -129,8 +130,8 @@ func commandSpecs() map[string]commandSpec {
 		"shutdown":     refused("SHUTDOWN is not supported: stop the redraft process instead"),
 		"monitor":      refused("MONITOR is not supported by redraft"),
 		"migrate":      refused("MIGRATE is not supported by redraft"),
-		"save":         refused("SAVE is not supported: durability comes from the Raft log (see RAFTSNAPSHOT)"),
-		"bgsave":       refused("BGSAVE is not supported: durability comes from the Raft log (see RAFTSNAPSHOT)"),
+		"save":         answeredBy((*frontEnd).save),
+		"bgsave":       answeredBy((*frontEnd).save),
 		"bgrewriteaof": refused("BGREWRITEAOF is not supported: durability comes from the Raft log"),
 		"module":       refused("MODULE is not supported by redraft"),
 		"acl":          refused("ACL is not supported by redraft"),
@@ -152,7 +153,7 @@ func commandSpecs() map[string]commandSpec {
 		"function|load": {kind: kindWrite}, "function|delete": {kind: kindWrite},
 		"function|flush": {kind: kindWrite}, "function|restore": {kind: kindWrite},
 		"script|debug": refused("SCRIPT DEBUG is not supported by redraft"),
-		"config|set":   {kind: kindWrite}, // only replicatedConfig parameters: see check
+		"config|set":   {kind: kindSelf, handle: (*frontEnd).configSet, multi: multiQueue, relay: relayAlways},
 		// A script is killed through the log (scriptwatch.go).
 		"script|kill":   answeredBy((*frontEnd).scriptKill),
 		"function|kill": answeredBy((*frontEnd).scriptKill),
@@ -272,10 +273,6 @@ func (s *frontEnd) check(ci *commandInfo, args [][]byte) []byte {
 		return resp.Error(ci.refusal)
 	case ci.DenyOOM && s.overMemory():
 		return resp.Error("OOM command not allowed when used memory > 'maxmemory'.")
-	case ci.Name == "config|set":
-		if param := configSetRefused(args); param != "" {
-			return resp.Error(fmt.Sprintf("ERR CONFIG SET '%s' is not supported by redraft: only parameters that are safe to apply on every node can be set (see README)", param))
-		}
 	}
 	return nil
 }

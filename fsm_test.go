@@ -162,3 +162,28 @@ func TestFSMTransactionSwapDBMovesDeadlines(t *testing.T) {
 		t.Error("SWAPDB inside MULTI does not swap the expiry index: the moved key would never expire")
 	}
 }
+
+// A script may SELECT (its switch stays local to it, as in Redis); the
+// deadlines it sets on declared keys in another database are tracked, so
+// the key expires there at the same log time on every node.
+func TestFSMScriptSelectTracksDeadlines(t *testing.T) {
+	f, _ := newTestFSM(t)
+	script := "redis.call('select', 3) redis.call('set', KEYS[1], 'v', 'px', 100) return redis.call('get', KEYS[1])"
+	r := applyCmds(t, f, testT, entryCmd{Args: argv("EVAL", script, "1", "k")})
+	if string(r[0]) != "$1\r\nv\r\n" {
+		t.Fatalf("EVAL = %q", r[0])
+	}
+	if !f.index.due(dbKey{3, "k"}, testT+100) || f.index.due(dbKey{3, "k"}, testT+99) {
+		t.Fatal("the deadline set in database 3 is not in the expiry index")
+	}
+	// The caller's database is unchanged, as in Redis.
+	r = applyCmds(t, f, testT+1, entryCmd{Args: argv("GET", "k")}, entryCmd{DB: 3, Args: argv("EXISTS", "k")})
+	if string(r[0]) != "$-1\r\n" || string(r[1]) != ":1\r\n" {
+		t.Errorf("GET k in db 0 = %q, EXISTS k in db 3 = %q", r[0], r[1])
+	}
+	// Past its deadline, the next command on it sees it gone.
+	r = applyCmds(t, f, testT+100, entryCmd{DB: 3, Args: argv("EXISTS", "k")})
+	if string(r[0]) != ":0\r\n" {
+		t.Errorf("EXISTS k in db 3 at its deadline = %q", r[0])
+	}
+}

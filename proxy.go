@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redraft/redraft/internal/child"
@@ -43,6 +44,9 @@ type frontEnd struct {
 	idleTimeout  time.Duration // 0: never
 	outputLimits outputLimits
 	now          atomic.Int64 // ms, refreshed by clientsCron: when a client was last active
+	saving       atomic.Bool  // a BGSAVE runs
+	lastSaveAt   atomic.Int64 // Unix seconds of the last snapshot, for LASTSAVE
+	lastSnapshot uint64       // the snapshot index clientsCron saw last
 	wall         func() int64 // the local clock in ms
 
 	clients  clientRegistry
@@ -75,6 +79,17 @@ func (s *frontEnd) serve(ln net.Listener) error {
 	}
 }
 
+// socketFD is the file descriptor of a TCP connection (for CLIENT LIST).
+func socketFD(nc net.Conn) int {
+	fd := -1
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			_ = rc.Control(func(f uintptr) { fd = int(f) })
+		}
+	}
+	return fd
+}
+
 // refuse answers a connection with an error and closes it.
 func refuse(nc net.Conn, msg string) {
 	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -87,9 +102,11 @@ func refuse(nc net.Conn, msg string) {
 // replies pass --client-output-buffer-limit.
 func (s *frontEnd) clientsCron(stop <-chan struct{}) {
 	s.now.Store(s.wall())
+	s.lastSaveAt.Store(s.wall() / 1000)
 	every(stop, 100*time.Millisecond, func() {
 		now := s.wall()
 		s.now.Store(now)
+		s.noteSnapshots(now)
 		s.clients.forEach(func(cl *clientConn) {
 			if why := s.overLimit(cl, now); why != "" {
 				s.log.Log(context.Background(), logging.LevelVerbose, why, "client", cl.addr, "id", cl.id)
@@ -97,6 +114,19 @@ func (s *frontEnd) clientsCron(stop <-chan struct{}) {
 			}
 		})
 	})
+}
+
+// noteSnapshots records when a snapshot (automatic or asked for) finished,
+// for LASTSAVE.
+func (s *frontEnd) noteSnapshots(now int64) {
+	if s.node == nil {
+		return
+	}
+	idx, _ := strconv.ParseUint(s.node.stats()["last_snapshot_index"], 10, 64)
+	if idx != s.lastSnapshot {
+		s.lastSnapshot = idx
+		s.lastSaveAt.Store(now / 1000)
+	}
 }
 
 // overLimit says why cl must be closed now, "" if it may stay.
@@ -152,8 +182,9 @@ func (s *frontEnd) serveConn(nc net.Conn) {
 	defer s.conns.Done()
 	cl := &clientConn{
 		id: s.nextID.Add(1), nc: nc, addr: nc.RemoteAddr().String(), laddr: nc.LocalAddr().String(),
-		rd: resp.NewRequestReader(nc, s.limits),
+		rd: resp.NewRequestReader(nc, s.limits), created: s.wall(), fd: socketFD(nc),
 	}
+	cl.inMulti.Store(-1)
 	s.clients.add(cl)
 	defer func() {
 		if v := recover(); v != nil {
@@ -228,6 +259,9 @@ func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 			continue
 		}
 		ci := s.cmds.lookup(args)
+		if ci != nil {
+			cl.lastCmd.Store(&ci.Name)
+		}
 		if cl.tx != nil && (ci == nil || ci.multi != multiNow) {
 			cl.reply(s.queue(cl, ci, args))
 			i++

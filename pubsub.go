@@ -39,6 +39,7 @@ type subscription struct {
 	answers map[string][]byte
 	serial  int
 	quit    string        // the marker of a QUIT, once sent
+	leave   string        // the marker of a RESET, once sent
 	ended   chan struct{} // closed when the pump stops
 }
 
@@ -66,23 +67,45 @@ func (s *frontEnd) subscribedCommand(cl *clientConn, args [][]byte) bool {
 	name := command.Lower(args[0])
 	switch {
 	case name == "quit":
-		m := sub.marker(resp.OK)
-		sub.mu.Lock()
-		sub.quit = m
-		sub.mu.Unlock()
-		ok := sub.send([][]byte{[]byte("PING"), []byte(m)})
-		if ok {
-			select {
-			case <-sub.ended:
-			case <-time.After(requestTimeout):
-			}
-		}
+		sub.endWith(resp.OK, &sub.quit)
 		return false
+	case name == "reset":
+		// RESET leaves subscriber mode: the pump writes +RESET after the
+		// replies owed, and the connection is a normal one again.
+		if !sub.endWith(resp.Status("RESET"), &sub.leave) {
+			return false
+		}
+		cl.sub = nil
+		cl.subscribed.Store(false)
+		for i := range cl.subs {
+			cl.subs[i].Store(0)
+		}
+		s.resetState(context.Background(), cl)
+		return true
 	case !allowedInSubscriberMode[name]:
 		marker := sub.marker(resp.Error(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", strings.ToLower(string(args[0])))))
 		args = [][]byte{[]byte("PING"), []byte(marker)}
 	}
 	return sub.send(args)
+}
+
+// endWith sends a marked PING whose echo the pump replaces with answer,
+// after which the pump stops; marker records which one it is. It waits for
+// the pump and reports whether it stopped in time.
+func (sub *subscription) endWith(answer []byte, marker *string) bool {
+	m := sub.marker(answer)
+	sub.mu.Lock()
+	*marker = m
+	sub.mu.Unlock()
+	if !sub.send([][]byte{[]byte("PING"), []byte(m)}) {
+		return false
+	}
+	select {
+	case <-sub.ended:
+		return true
+	case <-time.After(requestTimeout):
+		return false
+	}
 }
 
 // marker registers the answer to send in place of a marked PING's echo.
@@ -131,10 +154,15 @@ func (sub *subscription) pump() {
 		defer close(written)
 		sub.writeQueue(q)
 	}()
+	leaving := false
 	defer func() {
 		q.close()
 		<-written
-		sub.close()
+		if leaving {
+			sub.conn.Close() // RESET: the client stays
+		} else {
+			sub.close()
+		}
 		close(sub.ended)
 	}()
 	for {
@@ -148,12 +176,44 @@ func (sub *subscription) pump() {
 		}
 		sub.mu.Lock()
 		quit := marker != "" && marker == sub.quit
+		leaving = marker != "" && marker == sub.leave
 		sub.mu.Unlock()
+		sub.countSubscriptions(raw)
 		sub.cl.queued.Add(int64(len(raw)))
 		q.push(raw)
-		if quit {
+		if quit || leaving {
 			return
 		}
+	}
+}
+
+// subscriptionKinds are the confirmations that change a subscription
+// count: the index in clientConn.subs, and +1 or -1.
+var subscriptionKinds = map[string][2]int{
+	"subscribe": {0, 1}, "unsubscribe": {0, -1}, "psubscribe": {1, 1}, "punsubscribe": {1, -1},
+	"ssubscribe": {2, 1}, "sunsubscribe": {2, -1},
+}
+
+// countSubscriptions follows the client's subscription counts (for CLIENT
+// LIST) from the child's confirmations.
+func (sub *subscription) countSubscriptions(raw []byte) {
+	if !bytes.HasPrefix(raw, []byte("*3\r\n$")) || bytes.HasPrefix(raw, []byte("*3\r\n$7\r\nmessage")) {
+		return
+	}
+	items, err := resp.ArrayItems(raw)
+	if err != nil || len(items) != 3 {
+		return
+	}
+	kind, _ := resp.ReplyString(items[0])
+	k, ok := subscriptionKinds[kind]
+	if !ok {
+		return
+	}
+	if _, named := resp.ReplyString(items[1]); !named && k[1] < 0 {
+		return // unsubscribing from nothing
+	}
+	if n := sub.cl.subs[k[0]].Add(int32(k[1])); n < 0 {
+		sub.cl.subs[k[0]].Store(0)
 	}
 }
 

@@ -197,9 +197,7 @@ func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts 
 	case "flushall":
 		st.effect = effectFlushAll
 	case "xadd":
-		if i := xaddIDPos(args); i > 0 && string(args[i]) == "*" {
-			st.args = replaceArgs(args, i, strconv.FormatInt(t, 10)+"-*", -1, "")
-		}
+		st.planXadd(args, t)
 	case "spop":
 		st.planSpop(args, seed)
 	case "xreadgroup", "xclaim", "xautoclaim":
@@ -366,6 +364,45 @@ end
 if single then return out[1] end
 return out`
 
+// xaddScript runs XADD with the ID "<ms>-*", ms being T or the stream's
+// last generated ID's milliseconds if later (Redis generates the next ID
+// after the top item): ARGV[1] is T, ARGV[2] the ID's position among the
+// arguments after the key, ARGV[3..] those arguments.
+const xaddScript = `local ms = tonumber(ARGV[1])
+local i = redis.pcall('XINFO', 'STREAM', KEYS[1])
+if type(i) == 'table' and not i.err then
+  for j = 1, #i - 1, 2 do
+    if i[j] == 'last-generated-id' then
+      local m = tonumber(string.match(i[j + 1], '^(%d+)'))
+      if m and m > ms then ms = m end
+    end
+  end
+end
+local a = {}
+for j = 3, #ARGV do a[#a + 1] = ARGV[j] end
+a[tonumber(ARGV[2])] = string.format('%.0f', ms) .. '-*'
+return redis.call('XADD', KEYS[1], unpack(a))`
+
+// maxScriptArgs bounds the arguments a Lua script can pass on (unpack).
+const maxScriptArgs = 7000
+
+// planXadd gives XADD * an ID from T: through xaddScript, so that an ID
+// after a later top item is generated as Redis would; for a huge XADD, as
+// "T-*" directly.
+func (st *applyStep) planXadd(args [][]byte, t int64) {
+	i := xaddIDPos(args)
+	if i <= 0 || string(args[i]) != "*" {
+		return
+	}
+	if len(args) > maxScriptArgs {
+		st.args = replaceArgs(args, i, strconv.FormatInt(t, 10)+"-*", -1, "")
+		return
+	}
+	argv := append([][]byte{[]byte(strconv.FormatInt(t, 10)), []byte(strconv.Itoa(i - 1))}, args[2:]...)
+	mapped := internalScript(st.db, xaddScript, args[1:2], argv...)
+	st.args, st.mapReply = mapped.args, mapped.mapReply
+}
+
 // planSpop replaces SPOP with the deterministic script.
 func (st *applyStep) planSpop(args [][]byte, seed uint64) {
 	count := ""
@@ -399,6 +436,34 @@ func (st *applyStep) planEval(args [][]byte, t int64, scripts scriptSource, keys
 	st.userScript = true
 	st.mapReply = userSHAInErrors(body)
 	st.readBack = keysOf(command.NumKeysAt(args, 2))
+	if mentionsSelect(body) {
+		// The script may SELECT: its declared keys are checked and read
+		// back in every database, wherever it set their deadlines.
+		st.precheck = inEveryDB(st.precheck)
+		st.readBack = inEveryDB(st.readBack)
+	}
+}
+
+// mentionsSelect reports whether a script's text names SELECT (a script
+// that switches databases must name it).
+func mentionsSelect(body string) bool {
+	return strings.Contains(strings.ToLower(body), "select")
+}
+
+// inEveryDB names keys in all 16 databases.
+func inEveryDB(keys []dbKey) []dbKey {
+	seen := make(map[string]bool, len(keys))
+	var out []dbKey
+	for _, k := range keys {
+		if seen[k.Key] {
+			continue
+		}
+		seen[k.Key] = true
+		for db := 0; db < 16; db++ {
+			out = append(out, dbKey{db, k.Key})
+		}
+	}
+	return out
 }
 
 // absoluteDeadline converts the EXPIRE family's argument to an unshifted

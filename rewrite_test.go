@@ -231,17 +231,28 @@ func TestXaddIDPos(t *testing.T) {
 }
 
 func TestPlanXadd(t *testing.T) {
-	id := strconv.FormatInt(testT, 10) + "-*"
+	T := strconv.FormatInt(testT, 10)
+	viaScript := func(pos string, rest ...string) []string {
+		return append([]string{"EVAL", xaddScript, "1", "s", T, pos}, rest...)
+	}
 	checkRewrites(t, []rewriteCase{
-		{[]string{"XADD", "s", "*", "f", "v"}, []string{"XADD", "s", id, "f", "v"}, nil, false},
+		{[]string{"XADD", "s", "*", "f", "v"}, viaScript("1", "*", "f", "v"), nil, false},
 		{[]string{"XADD", "s", "NOMKSTREAM", "MAXLEN", "~", "1000", "LIMIT", "10", "*", "f", "*"},
-			[]string{"XADD", "s", "NOMKSTREAM", "MAXLEN", "~", "1000", "LIMIT", "10", id, "f", "*"}, nil, false},
-		{[]string{"XADD", "s", "MINID", "=", "5", "*", "a", "1"}, []string{"XADD", "s", "MINID", "=", "5", id, "a", "1"}, nil, false},
+			viaScript("7", "NOMKSTREAM", "MAXLEN", "~", "1000", "LIMIT", "10", "*", "f", "*"), nil, false},
+		{[]string{"XADD", "s", "MINID", "=", "5", "*", "a", "1"}, viaScript("4", "MINID", "=", "5", "*", "a", "1"), nil, false},
 		// Explicit IDs, or a field named "*", are left alone.
 		{[]string{"XADD", "s", "5-1", "f", "v"}, nil, nil, false},
 		{[]string{"XADD", "s", "5-*", "*", "v"}, nil, nil, false},
 		{[]string{"XADD", "*", "1-1", "f", "v"}, nil, nil, false},
 	})
+	// A huge XADD (more arguments than a script can pass on) uses T-*.
+	huge := []string{"XADD", "s", "*"}
+	for i := 0; i < maxScriptArgs; i++ {
+		huge = append(huge, "f")
+	}
+	if st := planArgs(t, 0, huge...); string(st.args[2]) != T+"-*" {
+		t.Errorf("huge XADD planned as %q ...", strs(st.args[:3]))
+	}
 }
 
 func TestPlanSpop(t *testing.T) {

@@ -41,9 +41,6 @@ func TestPreludeAgreesWithRewrites(t *testing.T) {
 		{"RESTORE", "k", "5000", "payload"},
 		{"RESTORE", "k", "1800000000000", "payload", "ABSTTL"},
 		{"RESTORE", "k", "0", "payload", "REPLACE"},
-		{"XADD", "s", "*", "f", "v"},
-		{"XADD", "s", "NOMKSTREAM", "MAXLEN", "~", "100", "*", "f", "v"},
-		{"XADD", "s", "MINID", "=", "0-1", "LIMIT", "10", "*", "f", "v"},
 		{"XADD", "s", "1-1", "f", "v"},
 	}
 	for _, c := range cases {
@@ -82,4 +79,48 @@ func normalize(args []string) []string {
 		}
 	}
 	return out
+}
+
+// XADD * is rewritten by a script in Go's plan and by __fix in the prelude:
+// both give the same ID, T-0 on a new stream and the next ID after a top
+// item later than T.
+func TestXaddIDAgrees(t *testing.T) {
+	f, _ := newTestFSM(t)
+	prelude := `local __r = redis; local __T = tonumber(ARGV[1]); local __D = ` + strconv.FormatInt(deadlineShift, 10) + `; ` +
+		strings.Join(scriptHelpers, " ") +
+		` local a = {}; for i = 2, #ARGV do a[#a + 1] = ARGV[i] end; return redis.call(unpack(__fix(a)))`
+	T := strconv.FormatInt(testT, 10)
+	future := strconv.FormatInt(testT+5000, 10) + "-3"
+	for _, tc := range []struct{ top, want string }{
+		{"", T + "-0"},
+		{"5-1", T + "-0"},
+		{future, strconv.FormatInt(testT+5000, 10) + "-4"},
+	} {
+		var got [2]string
+		for i, key := range []string{"go:" + tc.top, "lua:" + tc.top} {
+			if tc.top != "" {
+				if raw, err := f.conn.Do("XADD", key, tc.top, "f", "v"); err != nil || resp.ReplyIsError(raw) {
+					t.Fatalf("XADD %s: %q %v", tc.top, raw, err)
+				}
+			}
+			var raw []byte
+			var err error
+			if i == 0 {
+				st := planArgs(t, 0, "XADD", key, "*", "f", "v")
+				f.conn.Send(st.args)
+				if err = f.conn.Flush(); err == nil {
+					raw, err = f.conn.ReadReply()
+				}
+			} else {
+				raw, err = f.conn.Do("EVAL", prelude, "0", T, "XADD", key, "*", "f", "v")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[i], _ = resp.ReplyString(raw)
+		}
+		if got[0] != tc.want || got[1] != tc.want {
+			t.Errorf("top %q: Go plan gave %q, prelude %q, want %q", tc.top, got[0], got[1], tc.want)
+		}
+	}
 }

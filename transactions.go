@@ -25,13 +25,20 @@ func (s *frontEnd) multi(_ context.Context, cl *clientConn, _ [][]byte) []byte {
 	if cl.tx != nil {
 		return resp.Error("ERR MULTI calls can not be nested")
 	}
-	cl.tx = &transaction{db: cl.db}
+	cl.setTx(&transaction{db: cl.db})
 	return resp.OK
 }
 
 // queue checks a command sent inside MULTI and queues it.
 func (s *frontEnd) queue(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 	reply := s.check(ci, args)
+	if reply == nil && ci.Name == "config|set" {
+		// Inside MULTI the child runs it on every node: replicated
+		// parameters only.
+		if param := configSetRefused(args); param != "" {
+			reply = configSetRefusal(param)
+		}
+	}
 	if reply == nil && !ci.queueable() && !ci.isBlockingCall(args) {
 		// Blocking calls are queued: the child runs them as non-blocking
 		// ones inside the transaction, as Redis does.
@@ -46,6 +53,7 @@ func (s *frontEnd) queue(cl *clientConn, ci *commandInfo, args [][]byte) []byte 
 		owned[i] = append([]byte(nil), a...)
 	}
 	cl.tx.queue = append(cl.tx.queue, entryCmd{DB: cl.tx.db, Args: owned})
+	cl.inMulti.Store(int32(len(cl.tx.queue)))
 	if ci.Name == "select" {
 		// Commands queued after it run in that database.
 		if db, ok := validDB(args[1]); ok {
@@ -67,7 +75,7 @@ func (s *frontEnd) exec(ctx context.Context, cl *clientConn, _ [][]byte) []byte 
 	if tx == nil {
 		return resp.Error("ERR EXEC without MULTI")
 	}
-	cl.tx = nil
+	cl.setTx(nil)
 	if tx.dirty || len(tx.queue) == 0 {
 		if cl.watching {
 			s.unwatch(ctx, cl)
@@ -95,7 +103,7 @@ func (s *frontEnd) exec(ctx context.Context, cl *clientConn, _ [][]byte) []byte 
 		for _, c := range tx.queue {
 			if command.Lower(c.Args[0]) == "select" {
 				if db, ok := validDB(c.Args[1]); ok {
-					cl.db = db
+					cl.setDB(db)
 				}
 			}
 		}
@@ -108,7 +116,7 @@ func (s *frontEnd) discard(ctx context.Context, cl *clientConn, _ [][]byte) []by
 	if cl.tx == nil {
 		return resp.Error("ERR DISCARD without MULTI")
 	}
-	cl.tx = nil
+	cl.setTx(nil)
 	s.unwatch(ctx, cl)
 	return resp.OK
 }

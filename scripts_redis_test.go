@@ -1,0 +1,96 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redraft/redraft/internal/child"
+)
+
+// bareRedis starts a plain redis-server child to compare replies with.
+func bareRedis(t *testing.T) string {
+	t.Helper()
+	path, err := child.FindServer("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sock := child.SocketPath(dir)
+	proc, err := child.Supervise(path, dir, sock, child.Args(sock, dir), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proc.Stop(time.Second) })
+	return sock
+}
+
+// scriptCorpus are scripts whose replies must be the bytes redis-server
+// gives: the prelude is invisible.
+var scriptCorpus = [][]string{
+	{"EVAL", "redis = function() return 1 end", "0"},
+	{"EVAL", "redis.call = nil", "0"},
+	{"EVAL", "function redis() return 1 end", "0"},
+	{"EVAL", "redis.foo = 1", "0"},
+	{"EVAL", "x = 1", "0"},
+	{"EVAL", "return y", "0"},
+	{"EVAL", "local redis = 5 return redis", "0"},
+	{"EVAL", "local t = {redis = 1} return t.redis", "0"},
+	{"EVAL", "return 'redis = 1'", "0"},
+	{"EVAL", "-- redis = 1\nreturn 2", "0"},
+	{"EVAL", "local a = {} for i = 1, 7999 do a[i] = i end return redis.call('lpush', 'biglist', unpack(a))", "0"},
+	{"EVAL", "local a = {} for i = 1, 7000 do a[i] = 'f' .. i end return redis.call('hset', KEYS[1], unpack(a))", "1", "h"},
+	{"EVAL", "redis.setresp(3) return redis.call('hgetall', 'nosuch')", "0"},
+	{"EVAL", "return redis.error_reply('MY custom error')", "0"},
+	{"EVAL", "return redis.status_reply('FINE')", "0"},
+	{"EVAL", "return redis.pcall('incr', KEYS[1])", "1", "biglist"},
+	{"EVAL", "local r = redis.pcall('nosuchcommand') return r", "0"},
+	{"EVAL", "return redis.call('nosuchcommand')", "0"},
+	{"EVAL", "return pcall(function() redis.call('incr', 'biglist') end)", "0"},
+	{"EVAL", "redis.call('select', 3) redis.call('set', 'in3', 'v') return redis.call('get', 'in3')", "0"},
+	{"EVAL", "return redis.call('get', 'in3')", "0"},
+	{"EVAL", "return {1, 2, {3, 'x'}, false, true}", "0"},
+	{"EVAL", "return redis.sha1hex('x')", "0"},
+	{"EVAL", "return cjson.encode({1, 2})", "0"},
+	{"EVAL", "return tonumber(ARGV[1]) + #KEYS", "1", "k", "41"},
+	{"EVAL", "return redis.REPL_ALL", "0"},
+	{"EVAL", "error('boom')", "0"},
+	{"EVAL", "error({err = 'ERR table error'})", "0"},
+	{"EVAL", "return redis.call('set', KEYS[1], 'v', 'ex', 'notanumber')", "1", "k"},
+	{"EVAL", "#!lua flags=no-writes\nreturn redis.call('get', 'k')", "0"},
+	{"EVAL", "return 1 +", "0"},
+}
+
+func TestScriptsAnswerAsRedis(t *testing.T) {
+	_, addr, _ := newTestNode(t, nil)
+	sock := bareRedis(t)
+	bare, err := child.Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Close()
+	c := dialTest(t, addr)
+	for _, cmd := range scriptCorpus {
+		want, err := bare.Do(cmd...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := c.do(encodeTestCommand(cmd))
+		if got != string(want) {
+			t.Errorf("%q:\n  redraft %q\n  redis   %q", strings.Join(cmd, " "), got, want)
+		}
+	}
+}
+
+// encodeTestCommand is a RESP request.
+func encodeTestCommand(args []string) string {
+	var b strings.Builder
+	b.WriteString("*" + strconv.Itoa(len(args)) + "\r\n")
+	for _, a := range args {
+		b.WriteString("$" + strconv.Itoa(len(a)) + "\r\n" + a + "\r\n")
+	}
+	return b.String()
+}
