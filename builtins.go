@@ -70,11 +70,18 @@ func (s *frontEnd) resetState(ctx context.Context, cl *clientConn) {
 	cl.setTx(nil)
 	cl.replyOff, cl.replySkip = false, 0
 	cl.setName("")
+	s.deauthenticate(cl)
 }
 
 // auth answers AUTH [username] password.
-func (s *frontEnd) auth(_ context.Context, _ *clientConn, args [][]byte) []byte {
-	return authReply(args[1:])
+func (s *frontEnd) auth(_ context.Context, cl *clientConn, args [][]byte) []byte {
+	return s.authenticate(cl, args[1:])
+}
+
+// configGet answers CONFIG GET from the local child, with redraft's
+// requirepass in place of the child's (which has none).
+func (s *frontEnd) configGet(ctx context.Context, cl *clientConn, args [][]byte) []byte {
+	return withRequirePass(s.reads.local(ctx, cl.db, args), s.fsm.requirePass())
 }
 
 // ttl answers TTL, PTTL, EXPIRETIME and PEXPIRETIME.
@@ -137,7 +144,10 @@ func (s *frontEnd) unsubscribe(_ context.Context, _ *clientConn, args [][]byte) 
 	return out
 }
 
-// hello answers HELLO for RESP2; RESP3 is not offered.
+// hello answers HELLO [protover [AUTH username password] [SETNAME name]]
+// for RESP2 (RESP3 is not offered), checking in Redis 7.0's order: the
+// version, then each option (AUTH authenticates on the spot), then whether
+// the connection is authenticated at all, then the name.
 func (s *frontEnd) hello(_ context.Context, cl *clientConn, args [][]byte) []byte {
 	if len(args) > 1 {
 		v, err := strconv.Atoi(string(args[1]))
@@ -147,24 +157,52 @@ func (s *frontEnd) hello(_ context.Context, cl *clientConn, args [][]byte) []byt
 		if v != 2 {
 			return resp.Error("NOPROTO unsupported protocol version")
 		}
-		for i := 2; i < len(args); i++ {
-			switch strings.ToLower(string(args[i])) {
-			case "auth":
-				if i+2 >= len(args) {
-					return resp.Error("ERR Syntax error in HELLO option 'auth'")
-				}
-				if reply := authReply(args[i+1 : i+3]); !bytes.Equal(reply, resp.OK) {
-					return reply
-				}
-				i += 2
-			case "setname":
-				if i+1 < len(args) {
-					cl.setName(string(args[i+1]))
-					i++
-				}
+	}
+	var name [][]byte
+	for i := 2; i < len(args); i++ {
+		more := len(args) - 1 - i
+		switch opt := string(args[i]); {
+		case strings.EqualFold(opt, "auth") && more >= 2:
+			// Redis 7.0 authenticates as it reads the option, so a
+			// bad option after it leaves the connection authenticated.
+			if reply := s.authenticate(cl, args[i+1:i+3]); !bytes.Equal(reply, resp.OK) {
+				return reply
 			}
+			i += 2
+		case strings.EqualFold(opt, "setname") && more >= 1:
+			name = args[i+1 : i+2]
+			i++
+		default:
+			return resp.Error(fmt.Sprintf("ERR Syntax error in HELLO option '%s'", opt))
 		}
 	}
+	if s.mustAuth(cl) {
+		return resp.Error(errHelloNoAuth)
+	}
+	if name != nil {
+		if !validClientName(name[0]) {
+			return resp.Error(errClientName)
+		}
+		cl.setName(string(name[0]))
+	}
+	return s.helloReply(cl)
+}
+
+// errClientName is Redis's refusal of a client name.
+const errClientName = "ERR Client names cannot contain spaces, newlines or special characters."
+
+// validClientName accepts what Redis accepts: printable ASCII, no spaces.
+func validClientName(name []byte) bool {
+	for _, c := range name {
+		if c < '!' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// helloReply is HELLO's map, in RESP2.
+func (s *frontEnd) helloReply(cl *clientConn) []byte {
 	version := "7.0.0"
 	if raw := s.reads.localStrings("INFO", "server"); raw != nil {
 		info, _ := resp.ReplyString(raw)
@@ -199,8 +237,8 @@ func (s *frontEnd) client(_ context.Context, cl *clientConn, args [][]byte) []by
 		if len(args) != 3 {
 			return resp.Error("ERR wrong number of arguments for 'client|setname' command")
 		}
-		if strings.ContainsAny(string(args[2]), " \n") {
-			return resp.Error("ERR Client names cannot contain spaces, newlines or special characters.")
+		if !validClientName(args[2]) {
+			return resp.Error(errClientName)
 		}
 		cl.setName(string(args[2]))
 		return resp.OK
@@ -337,7 +375,7 @@ func (s *frontEnd) info(ctx context.Context, _ *clientConn, args [][]byte) []byt
 			b.WriteString("\r\n\r\n")
 		}
 		b.WriteString("# Raft\r\n")
-		for _, k := range []string{"id", "state", "leader", "term", "last_log_index", "commit_index", "applied_index", "num_peers", "last_snapshot_index"} {
+		for _, k := range []string{"id", "cluster_id", "state", "leader", "term", "last_log_index", "commit_index", "applied_index", "num_peers", "last_snapshot_index"} {
 			fmt.Fprintf(&b, "raft_%s:%s\r\n", k, stats[k])
 		}
 		b.WriteString("raft_consistency:" + s.reads.level.String() + "\r\n")
@@ -447,6 +485,7 @@ func (s *frontEnd) raftStats() map[string]string {
 	stats["expiry_index_keys"] = strconv.Itoa(s.fsm.expiryKeyCount())
 	stats["leader"] = s.node.leaderAddr()
 	stats["id"] = s.node.id
+	stats["cluster_id"] = s.node.clusterID()
 	return stats
 }
 
@@ -527,27 +566,16 @@ func (s *frontEnd) wait(ctx context.Context, _ *clientConn, args [][]byte) []byt
 	return resp.Integer(have)
 }
 
-// authReply answers AUTH [username] password: there are no passwords yet,
-// so the default user (which has none) accepts any password, as Redis does.
-func authReply(args [][]byte) []byte {
-	switch {
-	case len(args) == 1:
-		return resp.Error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
-	case len(args) == 2 && string(args[0]) == "default":
-		return resp.OK
-	case len(args) == 2:
-		return resp.Error("WRONGPASS invalid username-password pair or user is disabled.")
-	}
-	return resp.Error("ERR syntax error")
-}
-
 // configSet answers CONFIG SET. Parameters that every node may share go
 // through the log; a per-node parameter set to the value the child already
 // has is a no-op and answers OK, as it would on Redis; any other per-node
 // change is refused.
 func (s *frontEnd) configSet(ctx context.Context, cl *clientConn, args [][]byte) []byte {
-	if len(args) < 4 || len(args)%2 != 0 {
+	if len(args) < 4 {
 		return resp.Error("ERR wrong number of arguments for 'config|set' command")
+	}
+	if bad := configSetMalformed(args); bad != nil {
+		return bad // odd arguments, a parameter twice (requirepass never reaches the child to tell)
 	}
 	shared := [][]byte{args[0], args[1]}
 	for i := 2; i+1 < len(args); i += 2 {

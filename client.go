@@ -46,6 +46,10 @@ type clientConn struct {
 	wmu sync.Mutex // serialises writes to nc
 	out []byte     // replies not yet written
 
+	// authed: AUTH succeeded, or no password was set when it connected,
+	// or it is a follower's relay (auth.go).
+	authed bool
+
 	db     int
 	nameMu sync.Mutex
 	name   string

@@ -50,6 +50,7 @@ type commandSpec struct {
 	block     blockPlanner // blocking commands
 	subscribe bool         // enters subscriber mode
 	relay     relayRule    // kindSelf commands a follower relays with --follower-proxy
+	noAuth    bool         // allowed before authentication (AUTH, HELLO, QUIT, RESET)
 }
 
 // relayRule says when a follower relays a kindSelf command to the leader
@@ -85,10 +86,10 @@ func commandSpecs() map[string]commandSpec {
 		"ping":   {kind: kindSelf, handle: (*frontEnd).ping, multi: multiQueue},
 		"echo":   {kind: kindSelf, handle: (*frontEnd).echo, multi: multiQueue},
 		"select": {kind: kindSelf, handle: (*frontEnd).selectDB, multi: multiQueue},
-		"quit":   {kind: kindSelf, handle: (*frontEnd).quit, multi: multiNow},
-		"reset":  {kind: kindSelf, handle: (*frontEnd).reset, multi: multiNow},
-		"auth":   answeredBy((*frontEnd).auth),
-		"hello":  answeredBy((*frontEnd).hello),
+		"quit":   {kind: kindSelf, handle: (*frontEnd).quit, multi: multiNow, noAuth: true},
+		"reset":  {kind: kindSelf, handle: (*frontEnd).reset, multi: multiNow, noAuth: true},
+		"auth":   {kind: kindSelf, handle: (*frontEnd).auth, noAuth: true},
+		"hello":  {kind: kindSelf, handle: (*frontEnd).hello, noAuth: true},
 		"client": answeredBy((*frontEnd).client),
 		// Transactions: MULTI queues in the front end, EXEC proposes once.
 		"multi":   {kind: kindSelf, handle: (*frontEnd).multi, multi: multiNow},
@@ -106,7 +107,7 @@ func commandSpecs() map[string]commandSpec {
 		// Harmless server introspection answered by the local child.
 		"command": {kind: kindLocal}, "time": {kind: kindLocal}, "lastsave": answeredBy((*frontEnd).lastSave),
 		"pfselftest": {kind: kindLocal},
-		"config|get": {kind: kindLocal}, "config|help": {kind: kindLocal},
+		"config|get": {kind: kindSelf, handle: (*frontEnd).configGet, multi: multiQueue}, "config|help": {kind: kindLocal},
 		"slowlog": {kind: kindLocal}, "latency": {kind: kindLocal}, "memory": {kind: kindLocal},
 		"lolwut": {kind: kindLocal}, "script|exists": answeredBy((*frontEnd).scriptExists),
 		"script|help":    {kind: kindLocal},

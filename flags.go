@@ -9,6 +9,7 @@ import (
 
 	conf "github.com/redraft/redraft/internal/config"
 	"github.com/redraft/redraft/internal/logging"
+	"github.com/redraft/redraft/internal/peer"
 )
 
 // options is the node's configuration: every option, declared once in
@@ -37,6 +38,14 @@ type options struct {
 	outputLimits      outputLimits
 	queryBufferLimit  int64
 	protoMaxBulkLen   int64
+	// Security.
+	requirePass       string
+	clusterSecret     string
+	clusterSecretFile string
+	tlsCertFile       string
+	tlsKeyFile        string
+	tlsCAFile         string
+	tlsAuthClients    string
 }
 
 // usage heads the -h output.
@@ -121,6 +130,27 @@ func declareOptions(s *conf.Set, c *options) {
 			Help: "Refuse writes that grow memory (-OOM) when the leader's child uses more; 0 for no limit.", Value: conf.Size(&c.maxMemory, 0)},
 		{Name: "redis-server", Group: conf.Storage, Arg: "path", DefaultText: "beside redraft, then $PATH",
 			Help: "The redis-server executable to run as the child.", Value: conf.String(&c.redisServer, "")},
+		// Security.
+		{Name: "requirepass", Group: conf.Security, Arg: "password", Secret: true,
+			Help:  "Clients must AUTH with this password (CONFIG SET requirepass changes it on every node through the log). Also the cluster secret, unless --cluster-secret or --cluster-secret-file is given.",
+			Value: conf.String(&c.requirePass, "")},
+		{Name: "cluster-secret", Group: conf.Security, Arg: "secret", Secret: true, DefaultText: "--requirepass",
+			Help:  "Secret every node proves it knows (challenge and response; never sent) before any Raft traffic, -join or relay is accepted. It does not follow CONFIG SET requirepass.",
+			Value: conf.String(&c.clusterSecret, "")},
+		{Name: "cluster-secret-file", Group: conf.Security, Arg: "path", Example: "/etc/redraft/cluster-secret",
+			Help:  "Read the cluster secret from this file instead: one secret a line, the first proves this node, all are accepted (for rotation). Re-read on SIGHUP.",
+			Value: conf.String(&c.clusterSecretFile, "")},
+		{Name: "tls-cert-file", Group: conf.Security, Arg: "path", Example: "/etc/redraft/tls/node.crt",
+			Help:  "Certificate of this node (PEM). With it the port speaks TLS only, to clients and peers; needs --tls-key-file and --tls-ca-cert-file. Re-read on SIGHUP and when the files change.",
+			Value: conf.String(&c.tlsCertFile, "")},
+		{Name: "tls-key-file", Group: conf.Security, Arg: "path", Example: "/etc/redraft/tls/node.key",
+			Help: "Private key of --tls-cert-file (PEM).", Value: conf.String(&c.tlsKeyFile, "")},
+		{Name: "tls-ca-cert-file", Group: conf.Security, Arg: "path", Example: "/etc/redraft/tls/ca.crt",
+			Help:  "CA certificate(s) (PEM) that signed every node's certificate, and clients' when they present one.",
+			Value: conf.String(&c.tlsCAFile, "")},
+		{Name: "tls-auth-clients", Group: conf.Security,
+			Help:  "Whether clients must present a certificate the CA signed: yes, optional (checked when given) or no. Peers always must.",
+			Value: conf.Enum(&c.tlsAuthClients, "yes", "yes", "no", "optional")},
 		// Observability.
 		{Name: "loglevel", Group: conf.Observability,
 			Help: "quiet (errors only), warning, notice, verbose or debug.", Value: conf.Enum(&c.loglevel, "notice", logging.LevelNames()...)},
@@ -147,6 +177,9 @@ func parseConfig(args, environ []string, version func() string) (*options, *conf
 	}
 	if c.advertise == "" {
 		c.advertise = "127.0.0.1:" + strconv.Itoa(c.port)
+	}
+	if err := c.checkSecurity(); err != nil {
+		return nil, s, err
 	}
 	return c, s, nil
 }
@@ -189,4 +222,39 @@ func (v outputLimitsValue) String() string {
 func (v outputLimitsValue) Kind() string { return "class hard soft seconds" }
 func (v outputLimitsValue) Allowed() string {
 	return `"<class> <hard> <soft> <seconds>" groups, class normal, replica or pubsub, e.g. "pubsub 32mb 8mb 60"`
+}
+
+// checkSecurity rejects security options that do not go together.
+func (c *options) checkSecurity() error {
+	if c.clusterSecret != "" && c.clusterSecretFile != "" {
+		return errors.New("--cluster-secret and --cluster-secret-file are exclusive: give one")
+	}
+	set := 0
+	for _, f := range []string{c.tlsCertFile, c.tlsKeyFile, c.tlsCAFile} {
+		if f != "" {
+			set++
+		}
+	}
+	if set != 0 && set != 3 {
+		return errors.New("TLS needs all of --tls-cert-file, --tls-key-file and --tls-ca-cert-file (the CA checks every peer's certificate)")
+	}
+	return nil
+}
+
+// tlsEnabled reports whether the port speaks TLS.
+func (c *options) tlsEnabled() bool { return c.tlsCertFile != "" }
+
+// clusterSecrets are the secrets the peer handshake uses: --cluster-secret,
+// else the lines of --cluster-secret-file, else the --requirepass the node
+// started with (never a password set later with CONFIG SET), else none.
+func (c *options) clusterSecrets() ([]string, error) {
+	switch {
+	case c.clusterSecret != "":
+		return []string{c.clusterSecret}, nil
+	case c.clusterSecretFile != "":
+		return peer.ReadSecretFile(c.clusterSecretFile)
+	case c.requirePass != "":
+		return []string{c.requirePass}, nil
+	}
+	return nil, nil
 }

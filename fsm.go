@@ -56,10 +56,11 @@ func newFSM(c *child.Supervisor, tbl *command.Table, log *slog.Logger) (*fsm, er
 	f := &fsm{
 		applyState: &applyState{
 			log: log, tbl: tbl, conn: conn,
-			index:   newExpiryIndex(),
-			scripts: newScriptCache(),
-			watches: newWatchSet(c.Dial),
-			stops:   newScriptStops(),
+			index:    newExpiryIndex(),
+			scripts:  newScriptCache(),
+			watches:  newWatchSet(c.Dial),
+			stops:    newScriptStops(),
+			password: &requirePass{},
 		},
 		child:   c,
 		advance: make(chan struct{}),
@@ -69,6 +70,13 @@ func newFSM(c *child.Supervisor, tbl *command.Table, log *slog.Logger) (*fsm, er
 	}
 	return f, nil
 }
+
+// setStartupPassword sets the --requirepass the node started with, which
+// applies until a CONFIG SET requirepass is applied from the log.
+func (f *fsm) setStartupPassword(p string) { f.password.startup = p }
+
+// requirePass is the password clients must AUTH with now ("" for none).
+func (f *fsm) requirePass() string { return f.password.get() }
 
 // setTouchHook registers the blocked-clients notifier.
 func (f *fsm) setTouchHook(h touchHook) { f.touched = h }
@@ -213,9 +221,11 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return beginSnapshot(f.conn, f.child, f.log, snapshotState{
+	st := snapshotState{
 		applied: f.applied.Load(), lastT: f.lastT.Load(), scripts: f.scripts.all(), watches: watches,
-	})
+	}
+	st.password, st.hasPassword = f.password.fromLog()
+	return beginSnapshot(f.conn, f.child, f.log, st)
 }
 
 // Restore replaces the child's whole state with a snapshot.
@@ -232,6 +242,7 @@ func (f *fsm) restoreLocked(rc io.Reader) error {
 	f.outcomes.reset()
 	f.scripts.forget()
 	f.watches.closeAll()
+	f.password.forget()
 	st, err := loadSnapshot(rc, f.conn, f.index)
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
@@ -251,6 +262,9 @@ func (f *fsm) restoreLocked(rc io.Reader) error {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.stops.forgetUpTo(st.applied)
+	if st.hasPassword {
+		f.password.set(st.password)
+	}
 	f.lastT.Store(st.lastT)
 	f.setApplied(st.applied)
 	return nil

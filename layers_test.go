@@ -78,8 +78,8 @@ func importName(f *ast.File, path string) string {
 // layerOf places each file of the root package in its layer; a file may
 // use names defined in its own layer or below, never above.
 var layerOf = map[string]int{
-	"main.go": 4, "flags.go": 4,
-	"proxy.go": 3, "client.go": 3, "commands.go": 3, "builtins.go": 3, "reads.go": 3,
+	"main.go": 4, "flags.go": 4, "security.go": 4,
+	"proxy.go": 3, "auth.go": 3, "client.go": 3, "commands.go": 3, "builtins.go": 3, "reads.go": 3,
 	"transactions.go": 3, "blocking.go": 3, "pubsub.go": 3, "relay.go": 3, "errors.go": 3,
 	"raft.go": 2, "propose.go": 2, "scriptwatch.go": 2,
 	"fsm.go": 1, "pipeline.go": 1, "rewrite.go": 1, "scripts.go": 1, "streams.go": 1,

@@ -12,6 +12,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,7 @@ import (
 	conf "github.com/redraft/redraft/internal/config"
 	"github.com/redraft/redraft/internal/logging"
 	"github.com/redraft/redraft/internal/mux"
+	"github.com/redraft/redraft/internal/peer"
 	"github.com/redraft/redraft/internal/redisconn"
 	"github.com/redraft/redraft/internal/resp"
 	"github.com/redraft/redraft/internal/sdnotify"
@@ -124,19 +126,29 @@ func runNode(cfg *options, log *slog.Logger) error {
 		return err
 	}
 
-	m := mux.New(ln, log)
+	f.setStartupPassword(cfg.requirePass)
+	sec, err := newSecurity(cfg, dir, log)
+	if err != nil {
+		return err
+	}
+	m := mux.New(ln, log, sec.muxOptions())
 	advertise, err := net.ResolveTCPAddr("tcp", cfg.advertise)
 	if err != nil {
 		return fmt.Errorf("-advertise: %w", err)
 	}
 	go m.Serve()
+	dialer := sec.dialer()
 
-	n, hasState, err := startNode(cfg, dir, f, mux.NewStreamLayer(m, advertise), log)
+	n, hasState, err := startNode(cfg, dir, f, mux.NewStreamLayer(m, advertise, dialer), sec.identity, log)
 	if err != nil {
 		return err
 	}
+	go n.serveJoins(m.Joins())
 	stop := make(chan struct{})
-	s := newServer(cfg, n, f, proc, tbl, log)
+	watchCtx, stopWatching := context.WithCancel(context.Background())
+	defer stopWatching()
+	go sec.watchCertificates(watchCtx, log)
+	s := newServer(cfg, n, f, proc, tbl, dialer, log)
 	go s.proposer.run(stop)
 	go s.proposer.sweepLoop(stop)
 	go s.clientsCron(stop)
@@ -146,22 +158,35 @@ func runNode(cfg *options, log *slog.Logger) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.serve(m.Clients()) }()
-	log.Info("redraft ready", "addr", ln.Addr().String(), "id", cfg.advertise,
-		"consistency", cfg.consistency.String(), "backend", cfg.backend, "durability", cfg.durability, "redis-server", redisPath)
-	startJoin(cfg, hasState, ln, log)
+	log.Info("redraft ready", "addr", ln.Addr().String(), "id", cfg.advertise, "cluster", n.clusterID(),
+		"consistency", cfg.consistency.String(), "backend", cfg.backend, "durability", cfg.durability,
+		"tls", cfg.tlsEnabled(), "requirepass", cfg.requirePass != "", "redis-server", redisPath)
+	joinErr := startJoin(cfg, hasState, dialer, log)
 	notify := sdnotify.FromEnv()
 	_ = notify.Ready("serving on " + ln.Addr().String())
 
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	var result error
-	select {
-	case sig := <-sigs:
-		log.Info("shutting down", "signal", sig.String())
-	case <-proc.Died():
-		result = fmt.Errorf("redis-server exited unexpectedly (%v); exiting so that a restart rebuilds its data from the snapshot and the Raft log", proc.Err())
-	case err := <-serveErr:
-		result = fmt.Errorf("client listener stopped: %w", err)
+wait:
+	for {
+		select {
+		case <-hup:
+			sec.reload(cfg, log)
+			continue
+		case sig := <-sigs:
+			log.Info("shutting down", "signal", sig.String())
+		case <-proc.Died():
+			result = fmt.Errorf("redis-server exited unexpectedly (%v); exiting so that a restart rebuilds its data from the snapshot and the Raft log", proc.Err())
+		case err := <-serveErr:
+			result = fmt.Errorf("client listener stopped: %w", err)
+		case err := <-joinErr:
+			result = fmt.Errorf("join failed: %w", err)
+		}
+		break wait
 	}
 	_ = notify.Stopping()
 	stopNode(s, n, m, stop, log)
@@ -185,13 +210,15 @@ func stopNode(s *frontEnd, n *raftNode, m *mux.Mux, stop chan struct{}, log *slo
 }
 
 // newServer wires the front end to the node and the FSM.
-func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Supervisor, tbl *commandTable, log *slog.Logger) *frontEnd {
+func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Supervisor, tbl *commandTable, d *mux.Dialer, log *slog.Logger) *frontEnd {
 	s := &frontEnd{
 		node: n, fsm: f, cmds: tbl, child: proc, log: log,
 		maxMemory: cfg.maxMemory, maxClients: cfg.maxClients, outputLimits: cfg.outputLimits,
 		idleTimeout: time.Duration(cfg.idleTimeout) * time.Second,
 		limits:      clientLimits(cfg), wall: wallClockMS, epoch: time.Now().UnixNano(),
-		relay: &leaderRelay{enabled: cfg.followerProxy, node: n},
+		relay: &leaderRelay{enabled: cfg.followerProxy, node: n, dial: func(addr string, timeout time.Duration) (net.Conn, error) {
+			return d.Dial(addr, peer.PurposeRelay, timeout)
+		}},
 	}
 	s.proposer = newProposer(n, f, wallClockMS, log.With("src", "proposer"))
 	pool := redisconn.NewPool("unix", proc.Sock(), 256)
@@ -240,17 +267,22 @@ func loadCommandTable(proc *child.Supervisor) (*commandTable, error) {
 
 // startNode opens Raft and bootstraps a new single-member cluster when there
 // is no state and nothing to join.
-func startNode(cfg *options, dir string, f *fsm, layer raft.StreamLayer, log *slog.Logger) (*raftNode, bool, error) {
+func startNode(cfg *options, dir string, f *fsm, layer raft.StreamLayer, identity *peer.Identity, log *slog.Logger) (*raftNode, bool, error) {
 	opts := raftOptions{
 		dir: dir, advertise: cfg.advertise, backend: cfg.backend, durability: cfg.durability,
 		snapshotThreshold: cfg.snapshotThreshold, trailingLogs: cfg.trailingLogs,
-		snapshotInterval: cfg.snapshotInterval,
+		snapshotInterval: cfg.snapshotInterval, identity: identity,
 	}
 	n, hasState, err := newNode(opts, f, layer, log)
 	if err != nil {
 		return nil, false, err
 	}
-	if !hasState && len(cfg.join) == 0 {
+	bootstrap := !hasState && len(cfg.join) == 0
+	if err := n.settleIdentity(hasState, bootstrap); err != nil {
+		n.close()
+		return nil, false, err
+	}
+	if bootstrap {
 		if err := n.bootstrap(); err != nil {
 			n.close()
 			return nil, false, err
@@ -260,19 +292,21 @@ func startNode(cfg *options, dir string, f *fsm, layer raft.StreamLayer, log *sl
 }
 
 // startJoin asks the cluster at -join to add this node, unless the node
-// already has Raft state (then its data directory decides membership).
-func startJoin(cfg *options, hasState bool, ln net.Listener, log *slog.Logger) {
+// already has Raft state (then its data directory decides membership). A
+// join that fails for good is sent on the returned channel.
+func startJoin(cfg *options, hasState bool, d *mux.Dialer, log *slog.Logger) <-chan error {
+	failed := make(chan error, 1)
 	switch {
 	case hasState && len(cfg.join) > 0:
 		log.Info("existing Raft state found; -join is ignored and the node rejoins its cluster")
 	case !hasState && len(cfg.join) > 0:
 		go func() {
-			if err := joinCluster(cfg.join, cfg.advertise, log); err != nil {
-				log.Error("join failed", "err", err)
-				ln.Close()
+			if err := joinCluster(cfg.join, d, log); err != nil {
+				failed <- err
 			}
 		}()
 	}
+	return failed
 }
 
 // removeStaleRDB deletes snapshot files a crash may have left in the child's

@@ -24,6 +24,8 @@ type applyState struct {
 	index   *expiryIndex
 	scripts *scriptCache
 	watches *watchSet
+	// password is requirepass, set through the log (never in the child).
+	password *requirePass
 	// notifyFlags is the child's notify-keyspace-events, tracked from the
 	// log so that expiry can raise "expired".
 	notifyFlags string
@@ -142,6 +144,7 @@ func (p *pipeline) markScript(st *applyStep) {
 // the client's reply lands in *out.
 func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 	p.addCondDel(p.dueKeys(st.precheck, t), t)
+	p.bindConfigGet(st)
 	trackTouch := p.st.touched.wanted != nil && p.st.touched.wanted()
 	if st.script != "" {
 		p.st.scripts.remember(st.script)
@@ -185,6 +188,10 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 		}
 	}
 	p.addIndexEffect(st)
+	if st.password != nil && st.sub == nil {
+		password := *st.password
+		p.wrapLast(func(raw []byte) { p.setPassword(password, raw) })
+	}
 	if st.notifyChange {
 		p.refreshNotifyFlags()
 	}
@@ -249,6 +256,9 @@ func (p *pipeline) finishExec(st *applyStep, raw []byte) []byte {
 	changed := false
 	for i, sub := range st.sub {
 		applyIndexEffect(p.st.index, &sub, items[i])
+		if sub.password != nil {
+			p.setPassword(*sub.password, items[i])
+		}
 		if sub.mapReply != nil {
 			items[i] = sub.mapReply(items[i])
 			changed = true
@@ -262,6 +272,25 @@ func (p *pipeline) finishExec(st *applyStep, raw []byte) []byte {
 		out = append(out, it...)
 	}
 	return out
+}
+
+// setPassword applies CONFIG SET requirepass once the command that
+// carried it succeeded (with other parameters, the child may refuse them,
+// and then nothing changes, as CONFIG SET is all or nothing).
+func (p *pipeline) setPassword(password string, reply []byte) {
+	if !resp.ReplyIsError(reply) {
+		p.st.password.set(password)
+	}
+}
+
+// bindConfigGet gives CONFIG GET inside a transaction redraft's
+// requirepass, read when its reply arrives (after any CONFIG SET before it).
+func (p *pipeline) bindConfigGet(st *applyStep) {
+	for i := range st.sub {
+		if sub := &st.sub[i]; sub.configGet {
+			sub.mapReply = func(raw []byte) []byte { return withRequirePass(raw, p.st.password.get()) }
+		}
+	}
 }
 
 // afterTransaction makes later commands see a transaction's SWAPDB and

@@ -183,6 +183,7 @@ func (s *frontEnd) serveConn(nc net.Conn) {
 	cl := &clientConn{
 		id: s.nextID.Add(1), nc: nc, addr: nc.RemoteAddr().String(), laddr: nc.LocalAddr().String(),
 		rd: resp.NewRequestReader(nc, s.limits), created: s.wall(), fd: socketFD(nc),
+		authed: s.connectedAuthenticated(nc),
 	}
 	cl.inMulti.Store(-1)
 	s.clients.add(cl)
@@ -197,7 +198,7 @@ func (s *frontEnd) serveConn(nc net.Conn) {
 	cl.lastActive.Store(s.now.Load())
 	for !s.stopping.Load() {
 		var err error
-		batch, err = cl.rd.ReadBatch(batch[:0], maxBatch)
+		batch, err = cl.rd.ReadBatch(batch[:0], s.prepareRead(cl))
 		cl.lastActive.Store(s.now.Load())
 		if len(batch) > 0 && s.execute(cl, batch) {
 			cl.flush()
@@ -259,6 +260,13 @@ func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 			continue
 		}
 		ci := s.cmds.lookup(args)
+		if s.mustAuth(cl) {
+			if reply := s.authGate(ci, args); reply != nil {
+				cl.reply(reply)
+				i++
+				continue
+			}
+		}
 		if ci != nil {
 			cl.lastCmd.Store(&ci.Name)
 		}

@@ -274,15 +274,20 @@ func newTestNode(t testing.TB, opts *options) (*frontEnd, string, *panicLog) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := mux.New(ln, log)
-	go m.Serve()
 	if opts == nil {
 		opts = &options{consistency: consistencyMedium, maxClients: 10000, outputLimits: defaultOutputLimits,
 			queryBufferLimit: 1 << 30, protoMaxBulkLen: 512 << 20}
 	}
 	opts.advertise, opts.backend, opts.durability = ln.Addr().String(), "inmem", "high"
 	opts.snapshotThreshold, opts.trailingLogs, opts.snapshotInterval = 1<<20, 1<<20, time.Hour
-	n, _, err := startNode(opts, t.TempDir(), f, mux.NewStreamLayer(m, ln.Addr()), log)
+	dir := t.TempDir()
+	sec, err := newSecurity(opts, dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mux.New(ln, log, sec.muxOptions())
+	go m.Serve()
+	n, _, err := startNode(opts, dir, f, mux.NewStreamLayer(m, ln.Addr(), sec.dialer()), sec.identity, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +295,7 @@ func newTestNode(t testing.TB, opts *options) (*frontEnd, string, *panicLog) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newServer(opts, n, f, proc, tbl, log)
+	s := newServer(opts, n, f, proc, tbl, sec.dialer(), log)
 	stop := make(chan struct{})
 	go s.proposer.run(stop)
 	go s.proposer.sweepLoop(stop)

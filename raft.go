@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +23,9 @@ import (
 	"github.com/hashicorp/raft-wal/types"
 
 	"github.com/redraft/redraft/internal/logging"
-	"github.com/redraft/redraft/internal/resp"
+	"github.com/redraft/redraft/internal/mux"
+	"github.com/redraft/redraft/internal/peer"
+	"github.com/redraft/redraft/internal/tlsconf"
 )
 
 // raftNode is this process's Raft member.
@@ -31,7 +33,8 @@ type raftNode struct {
 	raft      *raft.Raft
 	fsm       *fsm
 	transport *raft.NetworkTransport
-	id        string // == advertise address
+	id        string         // == advertise address
+	identity  *peer.Identity // the cluster's ID, exchanged by every peer handshake
 	log       *slog.Logger
 	closers   []io.Closer
 	stop      chan struct{} // closed by close: ends the durability loops
@@ -55,6 +58,7 @@ type raftOptions struct {
 	snapshotThreshold uint64
 	trailingLogs      uint64
 	snapshotInterval  time.Duration
+	identity          *peer.Identity
 }
 
 // newNode opens the stores and starts Raft on the given stream layer. It
@@ -75,7 +79,7 @@ func newNode(opts raftOptions, f *fsm, layer raft.StreamLayer, log *slog.Logger)
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.NoSnapshotRestoreOnStart = false
 
-	n := &raftNode{fsm: f, id: opts.advertise, log: log, ready: make(chan struct{}), stop: make(chan struct{})}
+	n := &raftNode{fsm: f, id: opts.advertise, identity: opts.identity, log: log, ready: make(chan struct{}), stop: make(chan struct{})}
 	logs, stable, err := n.openStores(opts)
 	if err != nil {
 		return nil, false, err
@@ -191,6 +195,45 @@ type lazySyncFile struct{ types.WritableFile }
 
 // Sync does nothing; see syncPolicyVFS.
 func (lazySyncFile) Sync() error { return nil }
+
+// clusterID is the ID of the cluster this node belongs to ("" before it
+// has bootstrapped or joined one).
+func (n *raftNode) clusterID() string {
+	if id, ok := n.identity.Get(); ok {
+		return id.String()
+	}
+	return ""
+}
+
+// settleIdentity makes the cluster ID agree with the Raft state: a node
+// with state keeps its ID (state from before cluster IDs existed gets the
+// all-zero one, which every such member shares); a node without state
+// belongs to no cluster until it bootstraps (a new random ID) or joins.
+func (n *raftNode) settleIdentity(hasState, willBootstrap bool) error {
+	_, known := n.identity.Get()
+	switch {
+	case hasState && !known:
+		n.log.Warn("Raft state without a cluster ID (written by an older redraft): using the all-zero ID; every member of this cluster must be upgraded the same way")
+		return n.identity.Set(peer.ClusterID{})
+	case hasState:
+		return nil
+	}
+	if err := n.identity.Forget(); err != nil {
+		return err
+	}
+	if !willBootstrap {
+		return nil
+	}
+	id, err := peer.NewClusterID()
+	if err != nil {
+		return err
+	}
+	if err := n.identity.Set(id); err != nil {
+		return err
+	}
+	n.log.Info("bootstrapping a new cluster", "cluster", id.String())
+	return nil
+}
 
 // bootstrap starts a one-member cluster.
 func (n *raftNode) bootstrap() error {
@@ -421,10 +464,16 @@ func normalizeAddr(a string) (string, error) {
 	return a, nil
 }
 
-// joinCluster asks the members at targets, in turn, to add self,
-// following -TRY redirects to the leader, until one succeeds or 2 minutes
-// pass.
-func joinCluster(targets []string, self string, log *slog.Logger) error {
+// joinTimeout bounds how long -join keeps trying.
+const joinTimeout = 2 * time.Minute
+
+// joinCluster asks the members at targets, in turn, to add self, over
+// authenticated join streams (the handshake proves the cluster secret both
+// ways, and gives this node the cluster's ID before it asks), following
+// redirects to the leader, until one succeeds or joinTimeout passes. A
+// wrong secret or a member of another cluster ends it at once: retrying
+// cannot help.
+func joinCluster(targets []string, d *mux.Dialer, log *slog.Logger) error {
 	addrs := make([]string, len(targets))
 	for i, t := range targets {
 		a, err := normalizeAddr(t)
@@ -433,47 +482,100 @@ func joinCluster(targets []string, self string, log *slog.Logger) error {
 		}
 		addrs[i] = a
 	}
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(joinTimeout)
 	addr := addrs[0]
 	for attempt := 1; ; attempt++ {
-		reply, err := sendCommand(addr, "RAFTADDPEER", self)
+		reply, err := requestJoin(d, addr)
 		switch {
-		case err == nil && reply == "+OK":
-			log.Info("joined cluster", "via", addr)
+		case err == nil && reply.Status == peer.JoinOK:
+			id, _ := d.Peers.Identity.Get()
+			log.Info("joined cluster", "via", addr, "cluster", id.String())
 			return nil
-		case err == nil && strings.HasPrefix(reply, "-TRY "):
-			addr = strings.TrimPrefix(reply, "-TRY ")
+		case err == nil && reply.Status == peer.JoinTry && reply.Text != addr && time.Now().Before(deadline):
+			addr = reply.Text
 			continue
+		case joinRefused(err):
+			return fmt.Errorf("-join %s: %w", addr, err)
+		}
+		if err == nil {
+			err = fmt.Errorf("%s answered: %s", addr, reply.Text)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("could not join via %s: %v %s", strings.Join(targets, ","), err, reply)
+			return fmt.Errorf("could not join via %s: %w", strings.Join(targets, ","), err)
 		}
-		log.Warn("join attempt failed; retrying", "via", addr, "attempt", attempt, "err", err, "reply", reply)
+		log.Warn("join attempt failed; retrying", "via", addr, "attempt", attempt, "err", err)
 		time.Sleep(500 * time.Millisecond)
 		addr = addrs[attempt%len(addrs)]
 	}
 }
 
-// sendCommand runs one command against a redraft node and returns the first
-// line of its reply.
-func sendCommand(addr string, args ...string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+// joinRefused reports whether a join attempt failed for a reason that
+// retrying cannot fix: the cluster secret, another cluster, or a TLS
+// certificate one side does not accept.
+func joinRefused(err error) bool {
+	var certErr *tls.CertificateVerificationError
+	var opErr *net.OpError
+	switch {
+	case errors.Is(err, peer.ErrWrongSecret), errors.Is(err, peer.ErrOtherCluster), errors.Is(err, peer.ErrPeerWithoutSecret):
+		return true
+	case errors.As(err, &certErr), errors.Is(err, tlsconf.ErrUntrustedPeer), errors.Is(err, tlsconf.ErrNoPeerCertificate):
+		return true
+	case errors.As(err, &opErr) && opErr.Op == "remote error":
+		return true // a TLS alert: the member refused this node's certificate
+	}
+	return false
+}
+
+// requestJoin asks the member at addr to add this node.
+func requestJoin(d *mux.Dialer, addr string) (peer.JoinReply, error) {
+	c, err := d.Dial(addr, peer.PurposeJoin, 5*time.Second)
 	if err != nil {
-		return "", err
+		return peer.JoinReply{}, err
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(15 * time.Second))
-	w := bufio.NewWriter(c)
-	b := make([][]byte, len(args))
-	for i, a := range args {
-		b[i] = []byte(a)
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	return peer.RequestJoin(c)
+}
+
+// serveJoins answers the join requests that arrive on authenticated join
+// streams (the mux's Joins listener) until it closes.
+func (n *raftNode) serveJoins(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go n.answerJoin(c)
 	}
-	resp.WriteCommand(w, b)
-	if err := w.Flush(); err != nil {
-		return "", err
+}
+
+// answerJoin adds the joiner named in the handshake, or tells it where the
+// leader is.
+func (n *raftNode) answerJoin(c net.Conn) {
+	defer c.Close()
+	pc, ok := c.(*mux.PeerConn)
+	if !ok {
+		return
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return strings.TrimRight(line, "\r\n"), err
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if err := peer.ReadJoinRequest(c); err != nil {
+		return
+	}
+	addr, err := normalizeAddr(pc.Peer.Name)
+	if err == nil {
+		err = n.addPeer(addr)
+	}
+	reply := peer.JoinReply{Status: peer.JoinOK}
+	var nl *NotLeaderError
+	switch {
+	case errors.As(err, &nl):
+		reply = peer.JoinReply{Status: peer.JoinTry, Text: nl.Leader}
+	case err != nil:
+		reply = peer.JoinReply{Status: peer.JoinFailed, Text: err.Error()}
+	default:
+		n.log.Info("a node joined the cluster", "node", addr)
+	}
+	_ = peer.WriteJoinReply(c, reply)
 }
 
 // every runs fn each period until stop closes.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"time"
 
 	"github.com/redraft/redraft/internal/redisconn"
@@ -18,6 +19,9 @@ import (
 type leaderRelay struct {
 	enabled bool // --follower-proxy
 	node    *raftNode
+	// dial opens an authenticated peer stream to the leader, which serves
+	// it as an authenticated client (so relays need no client password).
+	dial func(addr string, timeout time.Duration) (net.Conn, error)
 }
 
 // active reports whether requests that need the leader must be relayed to
@@ -84,11 +88,11 @@ func (r *leaderRelay) conn(cl *clientConn) (*redisconn.Conn, error) {
 		cl.relay = nil
 	}
 	if cl.relay == nil {
-		c, err := redisconn.Dial("tcp", leader, 3*time.Second)
+		nc, err := r.dial(leader, 3*time.Second)
 		if err != nil {
 			return nil, err
 		}
-		cl.relay, cl.relayTo = c, leader
+		cl.relay, cl.relayTo = redisconn.New(nc), leader
 	}
 	return cl.relay, nil
 }

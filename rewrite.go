@@ -52,6 +52,12 @@ type applyStep struct {
 	userScript bool
 	function   bool
 	ref        scriptRef
+	// password is CONFIG SET requirepass's new value, kept by redraft and
+	// never sent to the child; it takes effect if the command succeeds.
+	password *string
+	// configGet: CONFIG GET inside a transaction, whose reply gets
+	// redraft's requirepass.
+	configGet bool
 }
 
 // popScript pops from the first non-empty key, as BLPOP/BRPOP/BZPOPMIN/
@@ -226,19 +232,47 @@ func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts 
 	case "function|restore":
 		st.reprelude = true
 	case "config|set":
-		for i := 2; i < len(args); i += 2 {
-			switch strings.ToLower(string(args[i])) {
-			case "notify-keyspace-events":
-				st.notifyChange = true
-			case "busy-reply-threshold", "lua-time-limit":
-				st.thresholdChange = true
-			}
-		}
+		st.planConfigSet(args)
+	case "config|get":
+		st.configGet = true
 	case "ttl", "pttl", "expiretime", "pexpiretime":
 		// Inside MULTI: answered from the shifted deadline at time T.
 		st.args = ttlCommand(info.Name, args[1], t)
 	}
 	return st
+}
+
+// planConfigSet keeps requirepass away from the child: the child runs the
+// other parameters, and a CONFIG SET of requirepass alone becomes a PING
+// answered with OK. A malformed CONFIG SET (the front end refuses those)
+// is answered with Redis's error without reaching the child.
+func (st *applyStep) planConfigSet(args [][]byte) {
+	if bad := configSetMalformed(args); bad != nil {
+		st.args = [][]byte{[]byte("PING")}
+		st.mapReply = func([]byte) []byte { return bad }
+		return
+	}
+	child, password := planConfigSet(args)
+	st.password = password
+	if child == nil {
+		st.args = [][]byte{[]byte("PING")}
+		st.mapReply = func(raw []byte) []byte {
+			if resp.ReplyIsError(raw) {
+				return raw
+			}
+			return resp.OK
+		}
+		return
+	}
+	st.args = child
+	for i := 2; i < len(child); i += 2 {
+		switch strings.ToLower(string(child[i])) {
+		case "notify-keyspace-events":
+			st.notifyChange = true
+		case "busy-reply-threshold", "lua-time-limit":
+			st.thresholdChange = true
+		}
+	}
 }
 
 // throughSwaps maps keys through the SWAPDBs of steps, in order, or in

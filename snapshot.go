@@ -30,6 +30,7 @@ import (
 //	  recFunctions bytes(FUNCTION DUMP payload)
 //	  recConfig    bytes(name) bytes(value), one replicated CONFIG parameter
 //	  recWatch     bytes(id) uvarint(created T) byte(dirty) uvarint(n) n×(uvarint(db) bytes(key))
+//	  recPassword  bytes(requirepass), present only once CONFIG SET requirepass was applied
 //	  recEnd:      nothing
 //
 // bytes(x) is uvarint(len) followed by x. Deadlines are absolute and
@@ -43,6 +44,7 @@ const (
 	recFunctions byte = 3
 	recConfig    byte = 4
 	recWatch     byte = 5
+	recPassword  byte = 6
 )
 
 // scanBatch is how many keys are read from the frozen copy per round trip.
@@ -55,6 +57,9 @@ type snapshotState struct {
 	lastT   int64
 	scripts []string
 	watches []watchRecord
+	// password is requirepass as set through the log (hasPassword: ever).
+	password    string
+	hasPassword bool
 }
 
 // fsmSnapshot is a point-in-time copy of the child, frozen by BGSAVE's fork
@@ -128,6 +133,10 @@ func (s *fsmSnapshot) persist(sink raft.SnapshotSink) error {
 		w.WriteByte(recConfig)
 		writeBytes(w, []byte(kv[0]))
 		writeBytes(w, []byte(kv[1]))
+	}
+	if s.hasPassword {
+		w.WriteByte(recPassword)
+		writeBytes(w, []byte(s.password))
 	}
 	for _, r := range s.watches {
 		w.WriteByte(recWatch)
@@ -261,10 +270,12 @@ func emptySnapshot() []byte {
 // restoredState is what a snapshot holds besides the keys, which
 // loadSnapshot restores into the child directly.
 type restoredState struct {
-	applied uint64
-	lastT   int64
-	scripts []string
-	watches []watchRecord
+	applied     uint64
+	lastT       int64
+	scripts     []string
+	watches     []watchRecord
+	password    string
+	hasPassword bool
 }
 
 // loadSnapshot empties the child behind conn and loads a snapshot stream
@@ -292,6 +303,8 @@ func loadSnapshot(r io.Reader, conn *redisconn.Conn, idx *expiryIndex) (restored
 			return st, b.flush()
 		case recScript:
 			st.scripts = append(st.scripts, string(rec.body))
+		case recPassword:
+			st.password, st.hasPassword = string(rec.body), true
 		case recWatch:
 			st.watches = append(st.watches, rec.watch)
 		case recConfig:
@@ -367,7 +380,7 @@ func (sr *snapshotReader) next() (snapshotRecord, error) {
 	rec.kind = kind
 	switch kind {
 	case recEnd:
-	case recScript, recFunctions:
+	case recScript, recFunctions, recPassword:
 		rec.body, err = readBytes(sr.br)
 	case recWatch:
 		rec.watch, err = readWatchRecord(sr.br)

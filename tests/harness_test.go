@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -143,6 +144,8 @@ type nodeOpts struct {
 	Consistency string   // value for --consistency ("" = binary default)
 	Args        []string // extra flags appended verbatim
 	NoWait      bool     // don't wait for the node to answer PING
+	Password    string   // the node's clients authenticate with it (go-redis Password)
+	TLS         *tls.Config
 }
 
 // Node is one redraft process under test (plus its restarts).
@@ -154,6 +157,9 @@ type Node struct {
 	Dir     string // -dir
 	LogPath string // combined stdout/stderr of every incarnation
 	args    []string
+	// password and tlsConf are what the node's go-redis clients use.
+	password string
+	tlsConf  *tls.Config
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -179,12 +185,14 @@ func startNode(t testing.TB, o nodeOpts) *Node {
 		name = fmt.Sprintf("n%d", port)
 	}
 	n := &Node{
-		t:       t,
-		Name:    name,
-		Port:    port,
-		Addr:    fmt.Sprintf("127.0.0.1:%d", port),
-		Dir:     filepath.Join(root, name),
-		LogPath: filepath.Join(root, name+".log"),
+		t:        t,
+		Name:     name,
+		Port:     port,
+		Addr:     fmt.Sprintf("127.0.0.1:%d", port),
+		Dir:      filepath.Join(root, name),
+		LogPath:  filepath.Join(root, name+".log"),
+		password: o.Password,
+		tlsConf:  o.TLS,
 	}
 	n.args = []string{"-bind", "127.0.0.1", "-p", strconv.Itoa(port), "-dir", n.Dir}
 	if o.Join != "" {
@@ -247,7 +255,25 @@ func (n *Node) launch() {
 		n.mu.Unlock()
 		close(done)
 	}()
-	n.client = newClient(n.Addr, 0)
+	n.client = n.newNodeClient(0)
+}
+
+// newNodeClient is a client of this node with its password and TLS
+// settings (newClient's options otherwise).
+func (n *Node) newNodeClient(db int) *redis.Client {
+	return newClientWith(n.Addr, db, n.password, n.tlsConf)
+}
+
+// SetPassword changes the password the node's clients authenticate with
+// (after CONFIG SET requirepass) and replaces its client.
+func (n *Node) SetPassword(p string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.password = p
+	if n.client != nil {
+		n.client.Close()
+	}
+	n.client = n.newNodeClient(0)
 }
 
 func exitDesc(err error) string {
@@ -261,7 +287,14 @@ func exitDesc(err error) string {
 // CLUSTERDOWN errors surface as-is), speaks RESP2, and sends no CLIENT
 // SETINFO / maintenance-notification handshakes.
 func newClient(addr string, db int) *redis.Client {
+	return newClientWith(addr, db, "", nil)
+}
+
+// newClientWith is newClient with a password and a TLS configuration.
+func newClientWith(addr string, db int, password string, tlsConf *tls.Config) *redis.Client {
 	return redis.NewClient(&redis.Options{
+		Password:                 password,
+		TLSConfig:                tlsConf,
 		Addr:                     addr,
 		DB:                       db,
 		Protocol:                 2,
@@ -285,7 +318,7 @@ func (n *Node) Client() *redis.Client {
 
 // ClientDB returns a fresh client for db; it is closed at test cleanup.
 func (n *Node) ClientDB(db int) *redis.Client {
-	c := newClient(n.Addr, db)
+	c := n.newNodeClient(db)
 	n.t.Cleanup(func() { c.Close() })
 	return c
 }

@@ -2,16 +2,55 @@ package mux
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
 	"math/rand"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/redraft/redraft/internal/peer"
+	"github.com/redraft/redraft/internal/tlsconf"
+	"github.com/redraft/redraft/internal/tlsconf/tlstest"
 )
+
+// testPeers is a node of one test cluster, with a secret.
+func testPeers(t *testing.T, name string, id peer.ClusterID, secret string) *peer.Config {
+	t.Helper()
+	ident, err := peer.OpenIdentity("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ident.Set(id); err != nil {
+		t.Fatal(err)
+	}
+	return &peer.Config{Secrets: peer.NewSecrets(secret), Identity: ident, Name: name}
+}
+
+var testCluster = peer.ClusterID{1, 2, 3}
+
+func discardLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// testDialer dials the test mux as a member of its cluster.
+func testDialer(t *testing.T) *Dialer {
+	return &Dialer{Peers: testPeers(t, "127.0.0.1:1", testCluster, "s3cret"), Refusals: peer.NewRefusalLog(discardLog(), time.Minute)}
+}
+
+// dialPeer opens an authenticated stream for purpose to addr.
+func dialPeer(t *testing.T, addr string, purpose peer.Purpose) net.Conn {
+	t.Helper()
+	c, err := testDialer(t).Dial(addr, purpose, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
 
 // startMux listens on loopback and serves a mux until the test ends.
 func startMux(t *testing.T) (*Mux, string) {
@@ -20,7 +59,10 @@ func startMux(t *testing.T) (*Mux, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := New(ln, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := New(ln, discardLog(), Options{
+		Peers:    testPeers(t, "127.0.0.1:2", testCluster, "s3cret"),
+		Refusals: peer.NewRefusalLog(discardLog(), time.Minute),
+	})
 	done := make(chan struct{})
 	go func() { m.Serve(); close(done) }()
 	t.Cleanup(func() {
@@ -99,8 +141,8 @@ func TestMuxRaftStreamPayloadIntact(t *testing.T) {
 	m, addr := startMux(t)
 	payload := randomBytes(300_000, 1) // far more than the sniffing buffer
 	payload[0] = raftHeader            // a header byte in the payload is data
-	c := dial(t, addr)
-	go func() { c.Write(append([]byte{raftHeader}, payload...)) }()
+	c := dialPeer(t, addr, peer.PurposeRaft)
+	go func() { c.Write(payload) }()
 	sc := acceptWithin(t, m.raftLn, 5*time.Second)
 	if got := readExactly(t, sc, len(payload)); !bytes.Equal(got, payload) {
 		t.Fatalf("raft payload corrupted (first bytes %x, want %x)", got[:8], payload[:8])
@@ -115,18 +157,65 @@ func TestMuxRaftStreamPayloadIntact(t *testing.T) {
 	nothingWithin(t, m.redisLn, 50*time.Millisecond)
 }
 
-func TestMuxRaftHeaderAloneThenPayload(t *testing.T) {
+// Raft bytes without the handshake never reach the Raft listener (nor the
+// clients').
+func TestMuxRaftBytesWithoutHandshakeRefused(t *testing.T) {
 	m, addr := startMux(t)
 	c := dial(t, addr)
-	if _, err := c.Write([]byte{raftHeader}); err != nil {
-		t.Fatal(err)
+	// A RequestVote as hashicorp/raft's transport frames it (type 1,
+	// msgpack body), sent straight after the Raft byte.
+	c.Write([]byte{raftHeader, 1, 0x85, 0xa4, 'T', 'e', 'r', 'm', 0xcf, 0, 0, 0, 0, 0, 0, 0x10, 0})
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("the refused connection must be closed: %v", err)
 	}
-	sc := acceptWithin(t, m.raftLn, 5*time.Second)
-	time.Sleep(20 * time.Millisecond)
-	c.Write([]byte("later"))
-	if got := readExactly(t, sc, 5); string(got) != "later" {
-		t.Fatalf("got %q", got)
+	nothingWithin(t, m.raftLn, 50*time.Millisecond)
+	nothingWithin(t, m.redisLn, 0)
+}
+
+// The purposes go to their own listeners, as PeerConn where the receiver
+// needs to know the peer.
+func TestMuxPeerPurposes(t *testing.T) {
+	m, addr := startMux(t)
+	dialPeer(t, addr, peer.PurposeJoin).Write([]byte("J"))
+	jc := acceptWithin(t, m.joinLn, 5*time.Second)
+	if pc, ok := jc.(*PeerConn); !ok || pc.Peer.Name != "127.0.0.1:1" || pc.Peer.Purpose != peer.PurposeJoin {
+		t.Fatalf("join stream routed as %T %+v", jc, jc)
 	}
+	if got := readExactly(t, jc, 1); string(got) != "J" {
+		t.Fatalf("join stream read %q", got)
+	}
+	dialPeer(t, addr, peer.PurposeRelay).Write([]byte("PING\r\n"))
+	rc := acceptWithin(t, m.redisLn, 5*time.Second)
+	if pc, ok := rc.(*PeerConn); !ok || pc.Peer.Purpose != peer.PurposeRelay {
+		t.Fatalf("relay stream routed as %T", rc)
+	}
+	if got := readExactly(t, rc, 6); string(got) != "PING\r\n" {
+		t.Fatalf("relay stream read %q", got)
+	}
+	nothingWithin(t, m.raftLn, 50*time.Millisecond)
+}
+
+// A node with another secret, or of another cluster, is refused; the
+// refusal names the reason on the dialing side.
+func TestMuxRefusesWrongSecretAndOtherCluster(t *testing.T) {
+	m, addr := startMux(t)
+	for _, tc := range []struct {
+		name   string
+		peers  *peer.Config
+		reason string
+	}{
+		{"wrong secret", testPeers(t, "127.0.0.1:3", testCluster, "guess"), "wrong cluster secret"},
+		{"no secret", testPeers(t, "127.0.0.1:3", testCluster, ""), "wrong cluster secret"},
+		{"other cluster", testPeers(t, "127.0.0.1:3", peer.ClusterID{9}, "s3cret"), "cluster"},
+	} {
+		d := &Dialer{Peers: tc.peers, Refusals: peer.NewRefusalLog(discardLog(), time.Minute)}
+		_, err := d.Dial(addr, peer.PurposeRaft, 5*time.Second)
+		if err == nil || !strings.Contains(err.Error(), tc.reason) {
+			t.Errorf("%s: dial error %v, want one mentioning %q", tc.name, err, tc.reason)
+		}
+	}
+	nothingWithin(t, m.raftLn, 50*time.Millisecond)
 }
 
 func TestMuxRESPBytesIntact(t *testing.T) {
@@ -192,8 +281,7 @@ func TestMuxSilentClientGoesToRedis(t *testing.T) {
 	start := time.Now()
 	silent := dial(t, addr)
 	// A silent client must not hold up others.
-	c := dial(t, addr)
-	c.Write([]byte{raftHeader, 'x'})
+	dialPeer(t, addr, peer.PurposeRaft)
 	acceptWithin(t, m.raftLn, sniffTimeout/2)
 	sc := acceptWithin(t, m.redisLn, sniffTimeout+5*time.Second)
 	if waited := time.Since(start); waited < sniffTimeout-100*time.Millisecond {
@@ -220,10 +308,12 @@ func TestMuxManyConcurrentConnections(t *testing.T) {
 	m, addr := startMux(t)
 	const n = 40
 	for i := 0; i < n; i++ {
-		c := dial(t, addr)
 		msg := []byte{byte('A' + i%26), byte(i)}
+		var c net.Conn
 		if i%2 == 0 {
-			msg = append([]byte{raftHeader}, msg...)
+			c = dialPeer(t, addr, peer.PurposeRaft)
+		} else {
+			c = dial(t, addr)
 		}
 		go c.Write(msg)
 	}
@@ -253,7 +343,7 @@ func TestMuxServeClosesListeners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := New(ln, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := New(ln, discardLog(), Options{})
 	if m.raftLn.Addr().String() != ln.Addr().String() || m.redisLn.Addr() != ln.Addr() {
 		t.Error("routed listeners must report the shared address")
 	}
@@ -331,7 +421,7 @@ func TestPeekedConnReplaysFirst(t *testing.T) {
 
 func TestStreamLayerDialReachesRaftListener(t *testing.T) {
 	m, addr := startMux(t)
-	sl := &streamLayer{chanListener: m.raftLn, advertise: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 7000}}
+	sl := NewStreamLayer(m, &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 7000}, testDialer(t))
 	if sl.Addr().String() != "10.0.0.1:7000" {
 		t.Errorf("Addr = %v", sl.Addr())
 	}
@@ -361,7 +451,14 @@ func FuzzMuxFirstBytes(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	m := New(ln, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ident, err := peer.OpenIdentity("")
+	if err != nil {
+		f.Fatal(err)
+	}
+	m := New(ln, discardLog(), Options{
+		Peers:    &peer.Config{Secrets: peer.NewSecrets("s3cret"), Identity: ident, Name: "127.0.0.1:2"},
+		Refusals: peer.NewRefusalLog(discardLog(), time.Minute),
+	})
 	go m.Serve()
 	f.Cleanup(func() { ln.Close() })
 	drain := func(l net.Listener) {
@@ -418,3 +515,87 @@ func FuzzMuxFirstBytes(f *testing.F) {
 
 // sameConn reports whether server side s is the other end of client c.
 func sameConn(s, c net.Conn) bool { return s.RemoteAddr().String() == c.LocalAddr().String() }
+
+// startTLSMux serves a mux whose port speaks TLS, with node certificates
+// from ca, clients governed by auth.
+func startTLSMux(t *testing.T, ca *tlstest.CA, auth tlsconf.ClientAuth) (*Mux, string, *tlsconf.Store) {
+	t.Helper()
+	f := ca.WriteFiles(t, t.TempDir(), "node", net.IPv4(127, 0, 0, 1))
+	store, err := tlsconf.Load(tlsconf.Files{Cert: f.Cert, Key: f.Key, CA: f.CA}, auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(ln, discardLog(), Options{
+		TLS:      store,
+		Peers:    testPeers(t, "127.0.0.1:2", testCluster, "s3cret"),
+		Refusals: peer.NewRefusalLog(discardLog(), time.Minute),
+	})
+	go m.Serve()
+	t.Cleanup(func() { ln.Close() })
+	return m, ln.Addr().String(), store
+}
+
+// TLS first, then the sniff: clients and peers share the TLS port; a
+// plain-text client gets a clear error; a peer needs a certificate the CA
+// signed even when clients do not.
+func TestMuxTLS(t *testing.T) {
+	ca := tlstest.NewCA(t, "ca")
+	m, addr, store := startTLSMux(t, ca, tlsconf.ClientAuthNo)
+
+	// A client without a certificate (tls-auth-clients no).
+	cfg := ca.ClientConfig(t, nil)
+	cfg.ServerName = "127.0.0.1"
+	c, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("PING\r\n"))
+	sc := acceptWithin(t, m.redisLn, 5*time.Second)
+	if got := readExactly(t, sc, 6); string(got) != "PING\r\n" {
+		t.Fatalf("TLS client read %q", got)
+	}
+
+	// A peer over TLS.
+	d := testDialer(t)
+	d.TLS = store
+	pc, err := d.Dial(addr, peer.PurposeRaft, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	acceptWithin(t, m.raftLn, 5*time.Second)
+
+	// Plain text on the TLS port.
+	plain := dial(t, addr)
+	plain.Write([]byte("*1\r\n$4\r\nPING\r\n"))
+	plain.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, _ := io.ReadAll(plain)
+	if string(got) != plainTextRefusal {
+		t.Fatalf("plain-text client got %q", got)
+	}
+
+	// A peer over TLS without a certificate is not a peer.
+	c2, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(5 * time.Second))
+	c2.Write([]byte{raftHeader})
+	if err := peer.Dial(c2, testPeers(t, "127.0.0.1:3", testCluster, "s3cret"), peer.PurposeRaft); err == nil {
+		t.Fatal("a peer without a certificate got through")
+	}
+	// Nor is a plain-text one.
+	raw := dial(t, addr)
+	raw.Write([]byte{raftHeader})
+	raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if b, _ := io.ReadAll(raw); len(b) != 0 {
+		t.Fatalf("a plain-text peer got %q", b)
+	}
+	nothingWithin(t, m.raftLn, 50*time.Millisecond)
+}
