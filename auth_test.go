@@ -21,7 +21,7 @@ import (
 // node started with password as --requirepass.
 func newAuthFrontEnd(t *testing.T, password string) (*frontEnd, string) {
 	t.Helper()
-	return newTestFrontEnd(t, func(s *frontEnd) { s.fsm.setStartupPassword(password) })
+	return newTestFrontEnd(t, func(s *frontEnd) { s.fsm.setStartupConfig(password, 0) })
 }
 
 // startRedis runs a real redis-server with args on a free loopback port,
@@ -181,14 +181,14 @@ func unescape(script []string) []string {
 func TestAuthFollowsReplicatedPassword(t *testing.T) {
 	s, addr := newAuthFrontEnd(t, "old")
 	before := exchangeStart(t, addr, "AUTH old\r\n")
-	s.fsm.password.set("new")
+	s.fsm.held.set(map[string]string{"requirepass": "new"})
 	if got := exchange(t, addr, []string{"AUTH old\r\n", "AUTH new\r\n"}); got != "-WRONGPASS invalid username-password pair or user is disabled.\r\n|+OK\r\n|" {
 		t.Errorf("after the change: %q", got)
 	}
 	if got := before("PING\r\n"); got != "+PONG\r\n" {
 		t.Errorf("a connection authenticated before the change: %q", got)
 	}
-	s.fsm.password.set("")
+	s.fsm.held.set(map[string]string{"requirepass": ""})
 	if got := exchange(t, addr, []string{"PING\r\n"}); got != "+PONG\r\n|" {
 		t.Errorf("no password: %q", got)
 	}
@@ -235,7 +235,7 @@ func TestAuthRelayStreamIsAuthenticated(t *testing.T) {
 // snapshots; CONFIG GET inside MULTI sees it.
 func TestFSMRequirePass(t *testing.T) {
 	f, proc := newTestFSM(t)
-	f.setStartupPassword("flag")
+	f.setStartupConfig("flag", 0)
 	r := applyCmds(t, f, testT, entryCmd{Args: argv("CONFIG", "SET", "requirepass", "p1")})
 	if string(r[0]) != "+OK\r\n" || f.requirePass() != "p1" {
 		t.Fatalf("CONFIG SET requirepass: %q, password %q", r[0], f.requirePass())
@@ -281,9 +281,9 @@ func TestFSMRequirePass(t *testing.T) {
 		t.Fatalf("after restoring the snapshot: %q", f.requirePass())
 	}
 	g, _ := newTestFSM(t)
-	g.setStartupPassword("flag")
+	g.setStartupConfig("flag", 0)
 	snap := takeSnapshot(t, g)
-	f.password.set("p5")
+	f.held.set(map[string]string{"requirepass": "p5"})
 	if err := f.Restore(io.NopCloser(strings.NewReader(snap))); err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func takeSnapshot(t *testing.T, f *fsm) string {
 func snapshotRoundTrip(t *testing.T, f *fsm) {
 	t.Helper()
 	s := takeSnapshot(t, f)
-	f.password.forget()
+	f.held.forget()
 	if err := f.Restore(io.NopCloser(strings.NewReader(s))); err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func (s *memorySink) ID() string    { return "test" }
 func (s *memorySink) Cancel() error { return nil }
 func (s *memorySink) Close() error  { return nil }
 
-// configSetMalformed and withRequirePass on their own.
+// configSetMalformed, planConfigSet and withHeld on their own.
 func TestConfigHelpers(t *testing.T) {
 	for _, tc := range []struct {
 		args string
@@ -338,15 +338,39 @@ func TestConfigHelpers(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tc.args, got, tc.want)
 		}
 	}
-	child, pw := planConfigSet(argv("CONFIG", "SET", "RequirePass", "s", "slowlog-max-len", "5"))
-	if pw == nil || *pw != "s" || fmt.Sprintf("%s", child) != "[CONFIG SET slowlog-max-len 5]" {
-		t.Errorf("planConfigSet: %q %v", child, pw)
+	child, held, bad := planConfigSet(argv("CONFIG", "SET", "RequirePass", "s", "slowlog-max-len", "5", "MAXMEMORY", "2mb"))
+	if bad != nil || fmt.Sprint(held) != "map[maxmemory:2097152 requirepass:s]" || fmt.Sprintf("%s", child) != "[CONFIG SET slowlog-max-len 5]" {
+		t.Errorf("planConfigSet: %q %v %q", child, held, bad)
 	}
+	if _, _, bad := planConfigSet(argv("CONFIG", "SET", "maxmemory", "lots")); string(bad) != "-ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a memory value\r\n" {
+		t.Errorf("planConfigSet of a bad memory value: %q", bad)
+	}
+	h := newHeldConfig()
+	h.set(map[string]string{"requirepass": "pw"})
 	in := "*4\r\n$11\r\nREQUIREPASS\r\n$0\r\n\r\n$10\r\nmasterauth\r\n$0\r\n\r\n"
-	if got := string(withRequirePass([]byte(in), "pw")); got != "*4\r\n$11\r\nREQUIREPASS\r\n$2\r\npw\r\n$10\r\nmasterauth\r\n$0\r\n\r\n" {
-		t.Errorf("withRequirePass: %q", got)
+	if got := string(withHeld([]byte(in), h)); got != "*4\r\n$11\r\nREQUIREPASS\r\n$2\r\npw\r\n$10\r\nmasterauth\r\n$0\r\n\r\n" {
+		t.Errorf("withHeld: %q", got)
 	}
-	if got := string(withRequirePass([]byte("-ERR x\r\n"), "pw")); got != "-ERR x\r\n" {
-		t.Errorf("withRequirePass of an error: %q", got)
+	if got := string(withHeld([]byte("-ERR x\r\n"), h)); got != "-ERR x\r\n" {
+		t.Errorf("withHeld of an error: %q", got)
+	}
+}
+
+// TestCanonicalMemoryAsRedis: maxmemory values read as redis-server 7.0
+// reads them (CONFIG SET then CONFIG GET on a bare one).
+func TestCanonicalMemoryAsRedis(t *testing.T) {
+	for in, want := range map[string]string{
+		"": "0", "b": "0", "1b": "1", "100mb": "104857600", "1GB": "1073741824", "1k": "1000", "1K": "1000", "1kb": "1024",
+		"5": "5", "05": "5", "18446744073709551615": "18446744073709551615", "18446744073709551616": "18446744073709551615",
+		"17179869184gb": "0", "9223372036854775808": "9223372036854775808",
+	} {
+		if got, ok := canonicalMemory(in); !ok || got != want {
+			t.Errorf("canonicalMemory(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"-1", "+5", " 5", "abc", "1.5mb", "5 mb", "1tb", "mbb"} {
+		if got, ok := canonicalMemory(in); ok {
+			t.Errorf("canonicalMemory(%q) = %q; Redis refuses it", in, got)
+		}
 	}
 }

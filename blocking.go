@@ -85,8 +85,8 @@ func (b *blocker) planXRead(ctx context.Context, db int, args [][]byte) (*blocki
 	for i := 0; i < len(args); i++ {
 		a := strings.ToLower(string(args[i]))
 		if a == "block" && i+1 < len(args) && streamsAt < 0 {
-			ms, err := strconv.ParseInt(string(args[i+1]), 10, 64)
-			if err != nil {
+			ms, ok := command.ParseInt(args[i+1])
+			if !ok {
 				return nil, resp.Error("ERR timeout is not an integer or out of range")
 			}
 			if ms < 0 {

@@ -38,14 +38,14 @@ func (s *frontEnd) echo(_ context.Context, _ *clientConn, args [][]byte) []byte 
 // selectDB answers SELECT db: the database is per connection and every
 // command carries it into the log.
 func (s *frontEnd) selectDB(_ context.Context, cl *clientConn, args [][]byte) []byte {
-	db, err := strconv.Atoi(string(args[1]))
-	if err != nil {
+	db, ok := command.ParseInt(args[1])
+	if !ok {
 		return resp.Error("ERR value is not an integer or out of range")
 	}
 	if db < 0 || db >= 16 {
 		return resp.Error("ERR DB index is out of range")
 	}
-	cl.setDB(db)
+	cl.setDB(int(db))
 	return resp.OK
 }
 
@@ -78,10 +78,10 @@ func (s *frontEnd) auth(_ context.Context, cl *clientConn, args [][]byte) []byte
 	return s.authenticate(cl, args[1:])
 }
 
-// configGet answers CONFIG GET from the local child, with redraft's
-// requirepass in place of the child's (which has none).
+// configGet answers CONFIG GET from the local child, with the values of
+// the parameters redraft holds in place of the child's.
 func (s *frontEnd) configGet(ctx context.Context, cl *clientConn, args [][]byte) []byte {
-	return withRequirePass(s.reads.local(ctx, cl.db, args), s.fsm.requirePass())
+	return withHeld(s.reads.local(ctx, cl.db, args), s.fsm.held)
 }
 
 // ttl answers TTL, PTTL, EXPIRETIME and PEXPIRETIME.
@@ -150,8 +150,8 @@ func (s *frontEnd) unsubscribe(_ context.Context, _ *clientConn, args [][]byte) 
 // the connection is authenticated at all, then the name.
 func (s *frontEnd) hello(_ context.Context, cl *clientConn, args [][]byte) []byte {
 	if len(args) > 1 {
-		v, err := strconv.Atoi(string(args[1]))
-		if err != nil {
+		v, ok := command.ParseInt(args[1])
+		if !ok {
 			return resp.Error("ERR Protocol version is not an integer or out of range")
 		}
 		if v != 2 {
@@ -316,8 +316,8 @@ func (s *frontEnd) clientKill(self *clientConn, args [][]byte) []byte {
 		v := string(args[i+1])
 		switch strings.ToLower(string(args[i])) {
 		case "id":
-			id, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
+			id, ok := command.ParseInt([]byte(v))
+			if !ok {
 				return resp.Error("ERR client-id should be greater than 0")
 			}
 			filters = append(filters, func(c *clientConn) bool { return c.id == id })
@@ -533,9 +533,9 @@ func (s *frontEnd) peers() []byte {
 // less this node. WAIT returns that number without blocking longer than its
 // timeout (at once for timeout 0: more cannot be promised).
 func (s *frontEnd) wait(ctx context.Context, _ *clientConn, args [][]byte) []byte {
-	want, err1 := strconv.ParseInt(string(args[1]), 10, 64)
-	timeout, err2 := strconv.ParseInt(string(args[2]), 10, 64)
-	if err1 != nil || err2 != nil {
+	want, ok1 := command.ParseInt(args[1])
+	timeout, ok2 := command.ParseInt(args[2])
+	if !ok1 || !ok2 {
 		return resp.Error("ERR value is not an integer or out of range")
 	}
 	if timeout < 0 {
@@ -578,17 +578,28 @@ func (s *frontEnd) configSet(ctx context.Context, cl *clientConn, args [][]byte)
 		return bad // odd arguments, a parameter twice (requirepass never reaches the child to tell)
 	}
 	shared := [][]byte{args[0], args[1]}
+	local := [][]byte{args[0], args[1]}
 	for i := 2; i+1 < len(args); i += 2 {
 		if configSetRefused([][]byte{nil, nil, args[i], args[i+1]}) == "" {
 			shared = append(shared, args[i], args[i+1])
 			continue
 		}
-		same, err := s.childHas(ctx, string(args[i]), string(args[i+1]))
-		if err != nil {
+		known, same, err := s.childHas(ctx, string(args[i]), string(args[i+1]))
+		switch {
+		case err != nil:
 			return errorReply(err)
-		}
-		if !same {
+		case !known:
+			return resp.Error(fmt.Sprintf("ERR Unknown option or number of arguments for CONFIG SET - '%s'", args[i]))
+		case !same:
 			return configSetRefusal(strings.ToLower(string(args[i])))
+		}
+		local = append(local, args[i], args[i+1])
+	}
+	if len(local) > 2 {
+		// Unchanged values: the local child still judges them, so that an
+		// immutable or protected parameter fails as it does in Redis.
+		if raw := s.reads.local(ctx, 0, local); resp.ReplyIsError(raw) {
+			return raw
 		}
 	}
 	if len(shared) == 2 {
@@ -601,19 +612,25 @@ func (s *frontEnd) configSet(ctx context.Context, cl *clientConn, args [][]byte)
 	return replies[0]
 }
 
-// childHas reports whether the local child's parameter already has value
-// (compared as CONFIG GET shows it, case-insensitively).
-func (s *frontEnd) childHas(ctx context.Context, param, value string) (bool, error) {
+// childHas reports whether the local child knows a parameter (by its exact
+// name, not as a pattern) and whether it already has value, compared as
+// CONFIG GET shows it, case-insensitively.
+func (s *frontEnd) childHas(ctx context.Context, param, value string) (known, same bool, err error) {
 	raw := s.reads.local(ctx, 0, [][]byte{[]byte("CONFIG"), []byte("GET"), []byte(param)})
 	if resp.ReplyIsError(raw) {
-		return false, nil
+		return false, false, nil
 	}
 	v, err := resp.Parse(raw)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	items, _ := v.([]any)
-	return len(items) == 2 && strings.EqualFold(resp.AsString(items[1]), value), nil
+	for i := 0; i+1 < len(items); i += 2 {
+		if strings.EqualFold(resp.AsString(items[i]), param) {
+			return true, strings.EqualFold(resp.AsString(items[i+1]), value), nil
+		}
+	}
+	return false, false, nil
 }
 
 // configSetRefusal explains why a CONFIG SET parameter is not replicated.

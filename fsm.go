@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,11 +57,11 @@ func newFSM(c *child.Supervisor, tbl *command.Table, log *slog.Logger) (*fsm, er
 	f := &fsm{
 		applyState: &applyState{
 			log: log, tbl: tbl, conn: conn,
-			index:    newExpiryIndex(),
-			scripts:  newScriptCache(),
-			watches:  newWatchSet(c.Dial),
-			stops:    newScriptStops(),
-			password: &requirePass{},
+			index:   newExpiryIndex(),
+			scripts: newScriptCache(),
+			watches: newWatchSet(c.Dial),
+			stops:   newScriptStops(),
+			held:    newHeldConfig(),
 		},
 		child:   c,
 		advance: make(chan struct{}),
@@ -71,12 +72,22 @@ func newFSM(c *child.Supervisor, tbl *command.Table, log *slog.Logger) (*fsm, er
 	return f, nil
 }
 
-// setStartupPassword sets the --requirepass the node started with, which
-// applies until a CONFIG SET requirepass is applied from the log.
-func (f *fsm) setStartupPassword(p string) { f.password.startup = p }
+// setStartupConfig sets the values of the held parameters the node started
+// with (--requirepass, --maxmemory), which apply until a CONFIG SET of
+// them is applied from the log. Call it before the node serves.
+func (f *fsm) setStartupConfig(requirePass string, maxMemory int64) {
+	f.held.startup["requirepass"] = requirePass
+	f.held.startup["maxmemory"] = strconv.FormatInt(maxMemory, 10)
+}
 
 // requirePass is the password clients must AUTH with now ("" for none).
-func (f *fsm) requirePass() string { return f.password.get() }
+func (f *fsm) requirePass() string { return f.held.get("requirepass") }
+
+// maxMemory is the cluster's write limit in bytes now (0: none).
+func (f *fsm) maxMemory() int64 {
+	n, _ := strconv.ParseUint(f.held.get("maxmemory"), 10, 64)
+	return int64(min(n, math.MaxInt64))
+}
 
 // setTouchHook registers the blocked-clients notifier.
 func (f *fsm) setTouchHook(h touchHook) { f.touched = h }
@@ -224,7 +235,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	st := snapshotState{
 		applied: f.applied.Load(), lastT: f.lastT.Load(), scripts: f.scripts.all(), watches: watches,
 	}
-	st.password, st.hasPassword = f.password.fromLog()
+	st.held = f.held.fromLog()
 	return beginSnapshot(f.conn, f.child, f.log, st)
 }
 
@@ -242,7 +253,7 @@ func (f *fsm) restoreLocked(rc io.Reader) error {
 	f.outcomes.reset()
 	f.scripts.forget()
 	f.watches.closeAll()
-	f.password.forget()
+	f.held.forget()
 	st, err := loadSnapshot(rc, f.conn, f.index)
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
@@ -262,8 +273,8 @@ func (f *fsm) restoreLocked(rc io.Reader) error {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.stops.forgetUpTo(st.applied)
-	if st.hasPassword {
-		f.password.set(st.password)
+	if st.held != nil {
+		f.held.set(st.held)
 	}
 	f.lastT.Store(st.lastT)
 	f.setApplied(st.applied)

@@ -126,7 +126,7 @@ func runNode(cfg *options, log *slog.Logger) error {
 		return err
 	}
 
-	f.setStartupPassword(cfg.requirePass)
+	f.setStartupConfig(cfg.requirePass, cfg.maxMemory)
 	sec, err := newSecurity(cfg, dir, log)
 	if err != nil {
 		return err
@@ -153,9 +153,7 @@ func runNode(cfg *options, log *slog.Logger) error {
 	go s.proposer.sweepLoop(stop)
 	go s.clientsCron(stop)
 	go s.scripts.run(stop)
-	if cfg.maxMemory > 0 {
-		go s.memoryLoop(stop)
-	}
+	go s.memoryLoop(stop)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.serve(m.Clients()) }()
 	log.Info("redraft ready", "addr", ln.Addr().String(), "id", cfg.advertise, "cluster", n.clusterID(),
@@ -213,7 +211,7 @@ func stopNode(s *frontEnd, n *raftNode, m *mux.Mux, stop chan struct{}, log *slo
 func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Supervisor, tbl *commandTable, d *mux.Dialer, log *slog.Logger) *frontEnd {
 	s := &frontEnd{
 		node: n, fsm: f, cmds: tbl, child: proc, log: log,
-		maxMemory: cfg.maxMemory, maxClients: cfg.maxClients, outputLimits: cfg.outputLimits,
+		maxClients: cfg.maxClients, outputLimits: cfg.outputLimits,
 		idleTimeout: time.Duration(cfg.idleTimeout) * time.Second,
 		limits:      clientLimits(cfg), wall: wallClockMS, epoch: time.Now().UnixNano(),
 		relay: &leaderRelay{enabled: cfg.followerProxy, node: n, dial: func(addr string, timeout time.Duration) (net.Conn, error) {

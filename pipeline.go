@@ -24,8 +24,9 @@ type applyState struct {
 	index   *expiryIndex
 	scripts *scriptCache
 	watches *watchSet
-	// password is requirepass, set through the log (never in the child).
-	password *requirePass
+	// held are the CONFIG parameters redraft keeps (requirepass, maxmemory),
+	// set through the log and never in the child.
+	held *heldConfig
 	// notifyFlags is the child's notify-keyspace-events, tracked from the
 	// log so that expiry can raise "expired".
 	notifyFlags string
@@ -188,9 +189,9 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 		}
 	}
 	p.addIndexEffect(st)
-	if st.password != nil && st.sub == nil {
-		password := *st.password
-		p.wrapLast(func(raw []byte) { p.setPassword(password, raw) })
+	if st.held != nil && st.sub == nil {
+		held := st.held
+		p.wrapLast(func(raw []byte) { p.setHeld(held, raw) })
 	}
 	if st.notifyChange {
 		p.refreshNotifyFlags()
@@ -256,8 +257,8 @@ func (p *pipeline) finishExec(st *applyStep, raw []byte) []byte {
 	changed := false
 	for i, sub := range st.sub {
 		applyIndexEffect(p.st.index, &sub, items[i])
-		if sub.password != nil {
-			p.setPassword(*sub.password, items[i])
+		if sub.held != nil {
+			p.setHeld(sub.held, items[i])
 		}
 		if sub.mapReply != nil {
 			items[i] = sub.mapReply(items[i])
@@ -274,21 +275,21 @@ func (p *pipeline) finishExec(st *applyStep, raw []byte) []byte {
 	return out
 }
 
-// setPassword applies CONFIG SET requirepass once the command that
+// setHeld applies a CONFIG SET of held parameters once the command that
 // carried it succeeded (with other parameters, the child may refuse them,
 // and then nothing changes, as CONFIG SET is all or nothing).
-func (p *pipeline) setPassword(password string, reply []byte) {
+func (p *pipeline) setHeld(values map[string]string, reply []byte) {
 	if !resp.ReplyIsError(reply) {
-		p.st.password.set(password)
+		p.st.held.set(values)
 	}
 }
 
-// bindConfigGet gives CONFIG GET inside a transaction redraft's
-// requirepass, read when its reply arrives (after any CONFIG SET before it).
+// bindConfigGet gives CONFIG GET inside a transaction redraft's held
+// parameters, read when its reply arrives (after any CONFIG SET before it).
 func (p *pipeline) bindConfigGet(st *applyStep) {
 	for i := range st.sub {
 		if sub := &st.sub[i]; sub.configGet {
-			sub.mapReply = func(raw []byte) []byte { return withRequirePass(raw, p.st.password.get()) }
+			sub.mapReply = func(raw []byte) []byte { return withHeld(raw, p.st.held) }
 		}
 	}
 }

@@ -37,8 +37,7 @@ type frontEnd struct {
 	scripts  *scriptWatch
 	log      *slog.Logger
 
-	maxMemory    int64
-	usedBytes    atomic.Int64 // child's used_memory, refreshed when maxMemory > 0
+	usedBytes    atomic.Int64 // child's used_memory, refreshed every 100ms
 	limits       resp.Limits
 	maxClients   int
 	idleTimeout  time.Duration // 0: never
@@ -329,12 +328,15 @@ func (s *frontEnd) run(ctx context.Context, cl *clientConn, r route, run []resp.
 	return s.relay.run(cl, args, 0, requestTimeout)
 }
 
-// overMemory reports whether the leader's child is above --maxmemory.
+// overMemory reports whether the child is above the cluster's write limit
+// (--maxmemory, or CONFIG SET maxmemory).
 func (s *frontEnd) overMemory() bool {
-	return s.maxMemory > 0 && s.usedBytes.Load() > s.maxMemory
+	limit := s.fsm.maxMemory()
+	return limit > 0 && s.usedBytes.Load() > limit
 }
 
-// memoryLoop refreshes the child's used_memory for --maxmemory.
+// memoryLoop keeps the child's used_memory fresh, so that a write limit
+// set at any moment (CONFIG SET maxmemory) applies at once.
 func (s *frontEnd) memoryLoop(stop <-chan struct{}) {
 	every(stop, 100*time.Millisecond, func() {
 		info, _ := resp.ReplyString(s.reads.localStrings("INFO", "memory"))

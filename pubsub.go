@@ -41,6 +41,10 @@ type subscription struct {
 	quit    string        // the marker of a QUIT, once sent
 	leave   string        // the marker of a RESET, once sent
 	ended   chan struct{} // closed when the pump stops
+	// probes are markers sent after an unsubscribe, answered with nothing:
+	// the pump reports on each whether no subscription is left (and then
+	// stops, the client leaving subscriber mode, as in Redis).
+	probes map[string]chan bool
 }
 
 // subscribe enters subscriber mode and sends the command to the child;
@@ -51,7 +55,7 @@ func (s *frontEnd) subscribe(_ context.Context, cl *clientConn, args [][]byte) [
 		return resp.Error("ERR " + err.Error())
 	}
 	cl.flush() // replies owed before subscribing go first
-	cl.sub = &subscription{cl: cl, conn: conn, answers: make(map[string][]byte), ended: make(chan struct{})}
+	cl.sub = &subscription{cl: cl, conn: conn, answers: make(map[string][]byte), probes: make(map[string]chan bool), ended: make(chan struct{})}
 	cl.subscribed.Store(true)
 	go cl.sub.pump()
 	if !cl.sub.send(args) {
@@ -75,18 +79,60 @@ func (s *frontEnd) subscribedCommand(cl *clientConn, args [][]byte) bool {
 		if !sub.endWith(resp.Status("RESET"), &sub.leave) {
 			return false
 		}
-		cl.sub = nil
-		cl.subscribed.Store(false)
-		for i := range cl.subs {
-			cl.subs[i].Store(0)
-		}
+		leaveSubscriberMode(cl)
 		s.resetState(context.Background(), cl)
 		return true
+	case name == "unsubscribe" || name == "punsubscribe" || name == "sunsubscribe":
+		// With no subscription left, the client leaves subscriber mode
+		// before its next command, as in Redis.
+		if !sub.send(args) {
+			return false
+		}
+		left, ok := sub.probe()
+		if left {
+			leaveSubscriberMode(cl)
+		}
+		return ok
 	case !allowedInSubscriberMode[name]:
 		marker := sub.marker(resp.Error(fmt.Sprintf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", strings.ToLower(string(args[0])))))
 		args = [][]byte{[]byte("PING"), []byte(marker)}
 	}
 	return sub.send(args)
+}
+
+// leaveSubscriberMode makes a client whose pump has stopped a normal one.
+func leaveSubscriberMode(cl *clientConn) {
+	cl.sub = nil
+	cl.subscribed.Store(false)
+	for i := range cl.subs {
+		cl.subs[i].Store(0)
+	}
+}
+
+// probe sends a marked PING that the pump answers with nothing and waits
+// for it: left reports that no subscription was left then (the pump has
+// stopped), ok that the connection is still usable.
+func (sub *subscription) probe() (left, ok bool) {
+	done := make(chan bool, 1)
+	sub.mu.Lock()
+	sub.serial++
+	m := fmt.Sprintf("\x00redraft-answer-%d", sub.serial)
+	sub.probes[m] = done
+	sub.mu.Unlock()
+	if !sub.send([][]byte{[]byte("PING"), []byte(m)}) {
+		return false, false
+	}
+	select {
+	case left = <-done:
+		if left {
+			<-sub.ended
+		}
+		return left, true
+	case <-sub.ended:
+		return false, false
+	case <-time.After(requestTimeout):
+		return false, false
+	}
 }
 
 // endWith sends a marked PING whose echo the pump replaces with answer,
@@ -136,6 +182,25 @@ func (sub *subscription) answer(raw []byte) (answer []byte, marker string) {
 	return answer, marker
 }
 
+// takeProbe returns the probe waiting for marker, if it is one.
+func (sub *subscription) takeProbe(marker string) chan bool {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	done := sub.probes[marker]
+	delete(sub.probes, marker)
+	return done
+}
+
+// subscriptionsLeft counts the client's channels, patterns and shard
+// channels.
+func (sub *subscription) subscriptionsLeft() int32 {
+	var n int32
+	for i := range sub.cl.subs {
+		n += sub.cl.subs[i].Load()
+	}
+	return n
+}
+
 // send forwards one command to the child.
 func (sub *subscription) send(args [][]byte) bool {
 	sub.conn.Send(args)
@@ -173,6 +238,14 @@ func (sub *subscription) pump() {
 		answer, marker := sub.answer(raw)
 		if answer != nil {
 			raw = answer
+		}
+		if done := sub.takeProbe(marker); done != nil {
+			leaving = sub.subscriptionsLeft() == 0
+			done <- leaving
+			if leaving {
+				return
+			}
+			continue
 		}
 		sub.mu.Lock()
 		quit := marker != "" && marker == sub.quit

@@ -2,6 +2,10 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -25,80 +29,124 @@ var replicatedConfig = []string{
 }
 
 // configSetRefused returns "" when every parameter of CONFIG SET args may be
-// replicated, else the first one that may not.
+// replicated or is held by redraft, else the first one that may not.
 func configSetRefused(args [][]byte) string {
 	for i := 2; i < len(args); i += 2 {
 		name := strings.ToLower(string(args[i]))
-		ok := name == requirePassParam
-		for _, p := range replicatedConfig {
-			if p == name {
-				ok = true
-				break
-			}
-		}
-		if !ok {
+		if heldParams[name] == nil && !slices.Contains(replicatedConfig, name) {
 			return name
 		}
 	}
 	return ""
 }
 
-// requirePassParam is the one CONFIG parameter redraft holds itself rather
-// than the child: the client password. Were it set in the child, redraft's
-// own connections to the child would need AUTH.
-const requirePassParam = "requirepass"
-
-// requirePass is the client password. A value set through the log (CONFIG
-// SET requirepass) replaces, on every node, the --requirepass the node
-// started with, and is carried in snapshots. The front end reads it for
-// every AUTH; the apply path writes it. Safe for concurrent use.
-type requirePass struct {
-	startup    string                 // --requirepass
-	replicated atomic.Pointer[string] // set through the log; nil: never
+// heldParams are the CONFIG parameters redraft holds itself rather than the
+// child, each with its check and canonical form (as CONFIG GET shows it):
+// requirepass, the client password (were it set in the child, redraft's
+// own connections to it would need AUTH), and maxmemory, the cluster's
+// write limit (the child itself never evicts).
+var heldParams = map[string]func(string) (string, bool){
+	"requirepass": func(v string) (string, bool) { return v, true },
+	"maxmemory":   canonicalMemory,
 }
 
-// get is the password clients must give ("" for none).
-func (p *requirePass) get() string {
-	if v := p.replicated.Load(); v != nil {
-		return *v
+// canonicalMemory reads a memory value as Redis's memtoull does, and gives
+// it in bytes: decimal digits (saturating at 2^64-1) and an optional unit,
+// b, k, m, g (powers of 1000) or kb, mb, gb (of 1024), in any case; the
+// product wraps modulo 2^64 as in C. No digits at all reads as 0.
+func canonicalMemory(v string) (string, bool) {
+	end := 0
+	for end < len(v) && v[end] >= '0' && v[end] <= '9' {
+		end++
 	}
-	return p.startup
-}
-
-// set records a value applied from the log.
-func (p *requirePass) set(v string) { p.replicated.Store(&v) }
-
-// fromLog is the value set through the log, if any (for snapshots).
-func (p *requirePass) fromLog() (string, bool) {
-	if v := p.replicated.Load(); v != nil {
-		return *v, true
+	mul, ok := memoryUnits[strings.ToLower(v[end:])]
+	if !ok || end >= 128 {
+		return "", false
 	}
-	return "", false
+	n, err := strconv.ParseUint(v[:end], 10, 64)
+	if err != nil && end > 0 {
+		n = math.MaxUint64 // strtoull's ERANGE, which memtoull ignores
+	}
+	return strconv.FormatUint(n*mul, 10), true
 }
 
-// forget drops the value set through the log (before a snapshot restore).
-func (p *requirePass) forget() { p.replicated.Store(nil) }
+// memoryUnits are memtoull's units.
+var memoryUnits = map[string]uint64{"": 1, "b": 1, "k": 1000, "kb": 1 << 10, "m": 1000 * 1000, "mb": 1 << 20, "g": 1000 * 1000 * 1000, "gb": 1 << 30}
+
+// heldConfig is the value of each held parameter: one set through the log
+// replaces, on every node, the flag the node started with, and is carried
+// in snapshots. The front end reads it (AUTH, the write limit); the apply
+// path writes it. Safe for concurrent use.
+type heldConfig struct {
+	startup    map[string]string                 // from flags; set before use
+	replicated atomic.Pointer[map[string]string] // set through the log, copied on write
+}
+
+// newHeldConfig starts with the flags' values.
+func newHeldConfig() *heldConfig {
+	return &heldConfig{startup: map[string]string{"requirepass": "", "maxmemory": "0"}}
+}
+
+// get is a parameter's value now.
+func (h *heldConfig) get(name string) string {
+	if m := h.replicated.Load(); m != nil {
+		if v, ok := (*m)[name]; ok {
+			return v
+		}
+	}
+	return h.startup[name]
+}
+
+// set records values applied from the log.
+func (h *heldConfig) set(values map[string]string) {
+	m := map[string]string{}
+	if old := h.replicated.Load(); old != nil {
+		maps.Copy(m, *old)
+	}
+	maps.Copy(m, values)
+	h.replicated.Store(&m)
+}
+
+// fromLog is what was set through the log (for snapshots), nil if nothing.
+func (h *heldConfig) fromLog() map[string]string {
+	if m := h.replicated.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+// forget drops what was set through the log (before a snapshot restore).
+func (h *heldConfig) forget() { h.replicated.Store(nil) }
 
 // planConfigSet splits CONFIG SET args into what the child runs and the
-// requirepass value redraft keeps (nil when not set). A CONFIG SET of
-// requirepass alone leaves nothing for the child: child is nil then.
-func planConfigSet(args [][]byte) (child [][]byte, password *string) {
+// held parameters' new values, in canonical form (nil when none). A CONFIG
+// SET of held parameters alone leaves nothing for the child: child is nil
+// then. bad is Redis's error for a value a held parameter refuses.
+func planConfigSet(args [][]byte) (child [][]byte, held map[string]string, bad []byte) {
 	if len(args)%2 != 0 {
-		return args, nil // a syntax error, which the child reports
+		return args, nil, nil // a syntax error, which the child reports
 	}
 	child = args[:2:2]
 	for i := 2; i+1 < len(args); i += 2 {
-		if strings.EqualFold(string(args[i]), requirePassParam) {
-			v := string(args[i+1])
-			password = &v
+		name := strings.ToLower(string(args[i]))
+		check := heldParams[name]
+		if check == nil {
+			child = append(child, args[i], args[i+1])
 			continue
 		}
-		child = append(child, args[i], args[i+1])
+		v, ok := check(string(args[i+1]))
+		if !ok {
+			return nil, nil, resp.Error(fmt.Sprintf("ERR CONFIG SET failed (possibly related to argument '%s') - argument must be a memory value", args[i]))
+		}
+		if held == nil {
+			held = map[string]string{}
+		}
+		held[name] = v
 	}
 	if len(child) == 2 {
-		return nil, password
+		return nil, held, nil
 	}
-	return child, password
+	return child, held, nil
 }
 
 // configSetMalformed returns Redis's error for a CONFIG SET whose
@@ -119,10 +167,10 @@ func configSetMalformed(args [][]byte) []byte {
 	return nil
 }
 
-// withRequirePass puts password into a CONFIG GET reply (the child holds
-// no password and reports requirepass as ""), keeping the child's order
-// and the parameter name as the reply spells it.
-func withRequirePass(raw []byte, password string) []byte {
+// withHeld puts the held parameters' values into a CONFIG GET reply (the
+// child reports its own: requirepass "", maxmemory 0), keeping the child's
+// order and the parameter names as the reply spells them.
+func withHeld(raw []byte, h *heldConfig) []byte {
 	items, err := resp.ArrayItems(raw)
 	if err != nil || len(items)%2 != 0 {
 		return raw
@@ -130,8 +178,8 @@ func withRequirePass(raw []byte, password string) []byte {
 	changed := false
 	for i := 0; i+1 < len(items); i += 2 {
 		name, ok := resp.ReplyString(items[i])
-		if ok && strings.EqualFold(name, requirePassParam) {
-			items[i+1] = resp.Bulk(password)
+		if _, held := heldParams[strings.ToLower(name)]; ok && held {
+			items[i+1] = resp.Bulk(h.get(strings.ToLower(name)))
 			changed = true
 		}
 	}

@@ -52,11 +52,11 @@ type applyStep struct {
 	userScript bool
 	function   bool
 	ref        scriptRef
-	// password is CONFIG SET requirepass's new value, kept by redraft and
-	// never sent to the child; it takes effect if the command succeeds.
-	password *string
-	// configGet: CONFIG GET inside a transaction, whose reply gets
-	// redraft's requirepass.
+	// held are CONFIG SET's new values of parameters redraft keeps and
+	// never sends to the child; they take effect if the command succeeds.
+	held map[string]string
+	// configGet: CONFIG GET inside a transaction, whose reply gets the
+	// held parameters' values.
 	configGet bool
 }
 
@@ -170,7 +170,7 @@ func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts 
 		if info.Name == "psetex" {
 			unit = 1
 		}
-		if n, err := strconv.ParseInt(string(args[2]), 10, 64); err == nil && n > 0 && n <= (math.MaxInt64-t)/unit {
+		if n, ok := command.ParseInt(args[2]); ok && n > 0 && n <= (math.MaxInt64-t)/unit {
 			at := t + n*unit
 			st.args = [][]byte{[]byte("SET"), args[1], args[3], []byte("PXAT"), []byte(shifted(at))}
 			st.readBack = keysOf(args[1:2])
@@ -183,19 +183,19 @@ func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts 
 		st.readBack = keysOf(args[2:3])
 		for i := 3; i+1 < len(args); i++ {
 			if strings.EqualFold(string(args[i]), "db") {
-				if db, err := strconv.Atoi(string(args[i+1])); err == nil {
+				if db, ok := command.ParseDB(args[i+1]); ok {
 					st.readBack = []dbKey{{db, string(args[2])}}
 				}
 			}
 		}
 	case "move":
-		if db, err := strconv.Atoi(string(args[2])); err == nil {
+		if db, ok := command.ParseDB(args[2]); ok {
 			st.readBack = []dbKey{{db, string(args[1])}}
 		}
 	case "swapdb":
-		a, errA := strconv.Atoi(string(args[1]))
-		b, errB := strconv.Atoi(string(args[2]))
-		if errA == nil && errB == nil {
+		a, okA := command.ParseDB(args[1])
+		b, okB := command.ParseDB(args[2])
+		if okA && okB {
 			st.effect, st.swapA, st.swapB = effectSwapDB, a, b
 		}
 	case "flushdb":
@@ -242,18 +242,23 @@ func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts 
 	return st
 }
 
-// planConfigSet keeps requirepass away from the child: the child runs the
-// other parameters, and a CONFIG SET of requirepass alone becomes a PING
-// answered with OK. A malformed CONFIG SET (the front end refuses those)
-// is answered with Redis's error without reaching the child.
+// planConfigSet keeps the held parameters away from the child: the child
+// runs the other parameters, and a CONFIG SET of held ones alone becomes a
+// PING answered with OK. A malformed CONFIG SET or a refused value (the
+// front end refuses those) is answered with Redis's error without reaching
+// the child.
 func (st *applyStep) planConfigSet(args [][]byte) {
-	if bad := configSetMalformed(args); bad != nil {
+	bad := configSetMalformed(args)
+	child, held, badValue := planConfigSet(args)
+	if bad == nil {
+		bad = badValue
+	}
+	if bad != nil {
 		st.args = [][]byte{[]byte("PING")}
 		st.mapReply = func([]byte) []byte { return bad }
 		return
 	}
-	child, password := planConfigSet(args)
-	st.password = password
+	st.held = held
 	if child == nil {
 		st.args = [][]byte{[]byte("PING")}
 		st.mapReply = func(raw []byte) []byte {
@@ -318,8 +323,8 @@ func (st *applyStep) planSetLike(args [][]byte, from int, t int64, keysOf func([
 		default:
 			continue
 		}
-		n, err := strconv.ParseInt(string(args[i+1]), 10, 64)
-		if err != nil || n <= 0 || n > math.MaxInt64/unit || (relative && n*unit > math.MaxInt64-t) {
+		n, ok := command.ParseInt(args[i+1])
+		if !ok || n <= 0 || n > math.MaxInt64/unit || (relative && n*unit > math.MaxInt64-t) {
 			return // the child answers the error
 		}
 		at := n * unit
@@ -342,8 +347,8 @@ func (st *applyStep) planSetLike(args [][]byte, from int, t int64, keysOf func([
 
 // planRestore makes RESTORE's TTL absolute and shifted (ABSTTL).
 func (st *applyStep) planRestore(args [][]byte, t int64, keysOf func([][]byte) []dbKey) {
-	ttl, err := strconv.ParseInt(string(args[2]), 10, 64)
-	if err != nil || ttl <= 0 {
+	ttl, ok := command.ParseInt(args[2])
+	if !ok || ttl <= 0 {
 		return
 	}
 	abs := false
@@ -368,7 +373,8 @@ func (st *applyStep) planRestore(args [][]byte, t int64, keysOf func([][]byte) [
 }
 
 // spopScript pops members chosen by a seeded generator over the sorted
-// members, so every node removes the same ones. ARGV[1] is the seed,
+// members, so every node removes the same ones. A count covering the whole
+// set returns it as Redis does (SUNION's order) and deletes the key. ARGV[1] is the seed,
 // ARGV[2] the count ("" for the single-member form).
 const spopScript = `local t = redis.call('TYPE', KEYS[1]).ok
 if t ~= 'set' and t ~= 'none' then
@@ -376,6 +382,11 @@ if t ~= 'set' and t ~= 'none' then
 end
 local single = ARGV[2] == ''
 local count = single and 1 or tonumber(ARGV[2])
+if not single and count >= redis.call('SCARD', KEYS[1]) then
+  local all = redis.call('SUNION', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  return all
+end
 local m = redis.call('SMEMBERS', KEYS[1])
 if #m == 0 then
   if single then return false end
@@ -401,20 +412,21 @@ return out`
 // xaddScript runs XADD with the ID "<ms>-*", ms being T or the stream's
 // last generated ID's milliseconds if later (Redis generates the next ID
 // after the top item): ARGV[1] is T, ARGV[2] the ID's position among the
-// arguments after the key, ARGV[3..] those arguments.
-const xaddScript = `local ms = tonumber(ARGV[1])
+// arguments after the key, ARGV[3..] those arguments. Milliseconds are
+// compared as decimal strings: IDs go up to 2^64-1, past Lua's numbers.
+const xaddScript = `local ms = ARGV[1]
 local i = redis.pcall('XINFO', 'STREAM', KEYS[1])
 if type(i) == 'table' and not i.err then
   for j = 1, #i - 1, 2 do
     if i[j] == 'last-generated-id' then
-      local m = tonumber(string.match(i[j + 1], '^(%d+)'))
-      if m and m > ms then ms = m end
+      local m = string.match(i[j + 1], '^(%d+)')
+      if m and (#m > #ms or #m == #ms and m > ms) then ms = m end
     end
   end
 end
 local a = {}
 for j = 3, #ARGV do a[#a + 1] = ARGV[j] end
-a[tonumber(ARGV[2])] = string.format('%.0f', ms) .. '-*'
+a[tonumber(ARGV[2])] = ms .. '-*'
 return redis.call('XADD', KEYS[1], unpack(a))`
 
 // maxScriptArgs bounds the arguments a Lua script can pass on (unpack).
@@ -441,8 +453,8 @@ func (st *applyStep) planXadd(args [][]byte, t int64) {
 func (st *applyStep) planSpop(args [][]byte, seed uint64) {
 	count := ""
 	if len(args) == 3 {
-		n, err := strconv.ParseInt(string(args[2]), 10, 64)
-		if err != nil || n < 0 {
+		n, ok := command.ParseInt(args[2])
+		if !ok || n < 0 {
 			return // the child answers the error
 		}
 		count = strconv.FormatInt(n, 10)
@@ -508,8 +520,8 @@ func absoluteDeadline(name string, args [][]byte, t int64) (int64, bool) {
 	if len(args) < 3 {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(string(args[2]), 10, 64)
-	if err != nil {
+	n, ok := command.ParseInt(args[2])
+	if !ok {
 		return 0, false
 	}
 	switch name {

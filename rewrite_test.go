@@ -134,7 +134,8 @@ func TestAbsoluteDeadline(t *testing.T) {
 		{"pexpire", strconv.FormatInt(math.MaxInt64, 10), 0, false},       // overflows with T
 		{"pexpireat", strconv.FormatInt(-(1<<52)-1, 10), -(1 << 52) - 1, true},
 		{"expire", "x", 0, false},
-		{"expire", "+5", testT + 5000, true}, // ParseInt accepts a sign, like Redis's string2ll
+		{"expire", "+5", 0, false}, // Redis's string2ll refuses a plus sign
+		{"expire", "05", 0, false}, // and leading zeros
 	}
 	for _, tc := range tests {
 		got, ok := absoluteDeadline(tc.name, argv(tc.name, "k", tc.arg), testT)

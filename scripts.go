@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,7 +34,7 @@ func evalArgs(body string, rest [][]byte, t int64) [][]byte {
 // fails as it does on Redis's own redis table.
 var scriptPrelude = `local __r = redis; local __keys = KEYS; local __T = tonumber(ARGV[#ARGV]); ARGV[#ARGV] = nil; local __ro = __T < 0; if __ro then __T = -__T end; local __D = ` + strconv.FormatInt(deadlineShift, 10) + `; local __fn = false; ` +
 	strings.Join(scriptHelpers, " ") + ` ` +
-	`local redis = __proxy(function(k) return __r[k] end);`
+	`local redis = __proxify({}, function(k) return __r[k] end, __r);`
 
 // scriptHelpers are the Lua functions shared by the script and library
 // preludes; they read __r (the real redis table), __T, __D and __fn (true
@@ -41,13 +42,14 @@ var scriptPrelude = `local __r = redis; local __keys = KEYS; local __T = tonumbe
 var scriptHelpers = []string{
 	`local function __n(v) local x = tonumber(v); if x and x == math.floor(x) and x > 0 then return x end return nil end;`,
 	`local function __at(ms) return string.format('%.0f', ms + __D) end;`,
-	`local function __lastms(k) local i = __r.pcall('XINFO', 'STREAM', k); if type(i) ~= 'table' or i.err then return 0 end; for j = 1, #i - 1, 2 do if i[j] == 'last-generated-id' then return tonumber(string.match(i[j + 1], '^(%d+)')) or 0 end end; return 0 end;`,
+	`local function __lastms(k) local i = __r.pcall('XINFO', 'STREAM', k); if type(i) ~= 'table' or i.err then return '0' end; for j = 1, #i - 1, 2 do if i[j] == 'last-generated-id' then return string.match(i[j + 1], '^(%d+)') or '0' end end; return '0' end;`,
+	`local function __msafter(a, b) if #a ~= #b then return #a > #b end; return a > b end;`,
 	`local function __fix(a) local c = string.lower(tostring(a[1]));`,
 	`if c == 'expire' or c == 'pexpire' or c == 'expireat' or c == 'pexpireat' then local v = tonumber(a[3]); if v and v == math.floor(v) then local ms = v; if c == 'expire' then ms = __T + v * 1000 elseif c == 'pexpire' then ms = __T + v elseif c == 'expireat' then ms = v * 1000 end; a[1] = 'PEXPIREAT'; a[3] = __at(ms) end;`,
 	`elseif c == 'set' or c == 'getex' then local from = (c == 'set') and 4 or 3; for i = from, #a - 1 do local o = string.lower(tostring(a[i])); local v = __n(a[i + 1]); if v and (o == 'ex' or o == 'px' or o == 'exat' or o == 'pxat') then local ms = v; if o == 'ex' then ms = __T + v * 1000 elseif o == 'px' then ms = __T + v elseif o == 'exat' then ms = v * 1000 end; a[i] = 'PXAT'; a[i + 1] = __at(ms); break end end;`,
 	`elseif c == 'setex' or c == 'psetex' then local v = __n(a[3]); if v then local ms = (c == 'setex') and (__T + v * 1000) or (__T + v); a = {'SET', a[2], a[4], 'PXAT', __at(ms)} end;`,
 	`elseif c == 'restore' then local v = __n(a[3]); if v then local abs = false; for i = 5, #a do if string.lower(tostring(a[i])) == 'absttl' then abs = true end end; if abs then a[3] = __at(v) else a[3] = __at(__T + v); a[#a + 1] = 'ABSTTL' end end;`,
-	`elseif c == 'xadd' then local i = 3; while i <= #a do local o = string.lower(tostring(a[i])); if o == 'nomkstream' then i = i + 1 elseif o == 'maxlen' or o == 'minid' then i = i + 1; if a[i] == '=' or a[i] == '~' then i = i + 1 end; i = i + 1 elseif o == 'limit' then i = i + 2 else break end end; if a[i] == '*' then a[i] = string.format('%.0f', math.max(__T, __lastms(a[2]))) .. '-*' end;`,
+	`elseif c == 'xadd' then local i = 3; while i <= #a do local o = string.lower(tostring(a[i])); if o == 'nomkstream' then i = i + 1 elseif o == 'maxlen' or o == 'minid' then i = i + 1; if a[i] == '=' or a[i] == '~' then i = i + 1 end; i = i + 1 elseif o == 'limit' then i = i + 2 else break end end; if a[i] == '*' then local ms, last = string.format('%.0f', __T), __lastms(a[2]); if __msafter(last, ms) then ms = last end; a[i] = ms .. '-*' end;`,
 	`end; return a end;`,
 	`local __fixcmd = {expire = true, pexpire = true, expireat = true, pexpireat = true, set = true, getex = true, setex = true, psetex = true, restore = true, xadd = true};`,
 	`local __random = {spop = true, srandmember = true, randomkey = true, hrandfield = true, zrandmember = true, scan = true, sscan = true, hscan = true, zscan = true, swapdb = true, move = true};`,
@@ -60,7 +62,7 @@ var scriptHelpers = []string{
 	`local function __ttl(c, k) return __ttlof(__r.call('PEXPIRETIME', k), __T, c) end;`,
 	// Calls go through unchanged (f(...)) unless a rewrite needs them in a
 	// table, so a call with as many arguments as Redis allows still works.
-	`local function __unpack(f, a) return f(a[1], a[2], a[3], unpack(a, 4, #a)) end;`,
+	`local function __unpack(f, a) local n = #a; if n <= 3 then return f(unpack(a, 1, n)) end; return f(a[1], a[2], a[3], unpack(a, 4, n)) end;`,
 	`local function __call(f, ...) if __T == nil then return f(...) end; local c = string.lower(tostring((...)));`,
 	`if c == 'time' then return {tostring(math.floor(__T / 1000)), tostring((__T % 1000) * 1000)} end;`,
 	`local function __refuse(msg) local e = {err = msg}; if f == __r.pcall then return e end; error(e) end;`,
@@ -76,7 +78,7 @@ var scriptHelpers = []string{
 	`if c == 'select' then local r = f(...); if type(r) ~= 'table' or r.err == nil then __switched = true end; return r end;`,
 	`return f(...) end;`,
 	`local function __rcall(...) return __call(__r.call, ...) end; local function __rpcall(...) return __call(__r.pcall, ...) end;`,
-	`local function __proxy(get) return setmetatable({}, {__index = function(_, k) if k == 'call' then return __rcall elseif k == 'pcall' then return __rpcall end; return get(k) end, __newindex = function() error('Attempt to modify a readonly table', 2) end, __metatable = false}) end;`,
+	`local function __proxify(t, get, real) return setmetatable(t, {__index = function(_, k) if k == 'call' then return __rcall elseif k == 'pcall' then return __rpcall end; return get(k) end, __newindex = real, __metatable = false}) end;`,
 }
 
 // scriptWithPrelude inserts the prelude, after a shebang line if present.
@@ -122,14 +124,35 @@ func scriptSHA(body string) string {
 const functionPreludeMarker = "local function __rt() return redis end;"
 
 // functionPrelude is one line inserted after a library's shebang line. At
-// load time only the restricted redis table exists (captured as __r0); the
-// runtime one is looked up through __rt() when a callback runs, and the
-// user's redis table is completed from it then.
-var functionPrelude = functionPreludeMarker + ` local __r0 = redis; local __r = nil; local __keys = nil; local __T = 0; local __ro = false; local __D = ` + strconv.FormatInt(deadlineShift, 10) + `; local __fn = true; ` +
+// load time only the restricted redis table exists (captured as __r0) and
+// setmetatable is not reachable, so the user's redis starts as a plain
+// table with the load-time fields, register_function wrapping each
+// callback, and the run-time-only functions failing with Redis's error
+// when called. When a callback first runs, __arm makes that table a view of
+// Redis's own load-time table (so aliases taken at load time fail as they
+// do in Redis) and points redis at the read-only proxy over the runtime
+// table (looked up through __rt()). Writes to either reach Redis's tables,
+// which refuse them with Redis's own error.
+var functionPrelude = functionPreludeMarker + ` local __r0 = redis; local __r = nil; local __keys = nil; local __T = 0; local __ro = false; local __D = ` + strconv.FormatInt(deadlineShift, 10) + `; local __fn = true; local redis; ` +
 	strings.Join(scriptHelpers, " ") + ` ` +
-	`local function __wrap(cb) return function(keys, args) __r = __rt(); __keys = keys; __decl = nil; __switched = false; local last = args[#args]; if type(last) == 'string' and string.sub(last, 1, 2) == '\0T' then table.remove(args); __T = tonumber(string.sub(last, 3)); __ro = __T < 0; if __ro then __T = -__T end else __T = nil end; return cb(keys, args) end end; ` +
+	`local __loadtime; local function __arm() if __loadtime == nil then __loadtime = redis; for k in pairs(__loadtime) do rawset(__loadtime, k, nil) end; setmetatable(__loadtime, {__index = __r0, __newindex = __r0, __metatable = false}); redis = __proxify({}, function(k) return (__r or __r0)[k] end, __r) end end; ` +
+	`local function __wrap(cb) return function(keys, args) __r = __rt(); __arm(); __keys = keys; __decl = nil; __switched = false; local last = args[#args]; if type(last) == 'string' and string.sub(last, 1, 2) == '\0T' then table.remove(args); __T = tonumber(string.sub(last, 3)); __ro = __T < 0; if __ro then __T = -__T end else __T = nil end; return cb(keys, args) end end; ` +
 	`local function __register(a, b) if b == nil then a.callback = __wrap(a.callback); return __r0.register_function(a) end; return __r0.register_function(a, __wrap(b)) end; ` +
-	`local redis = __proxy(function(k) if k == 'register_function' then return __register end; return (__r or __r0)[k] end);`
+	`redis = {register_function = __register, log = __r0.log, LOG_DEBUG = __r0.LOG_DEBUG, LOG_VERBOSE = __r0.LOG_VERBOSE, LOG_NOTICE = __r0.LOG_NOTICE, LOG_WARNING = __r0.LOG_WARNING, REDIS_VERSION = __r0.REDIS_VERSION, REDIS_VERSION_NUM = __r0.REDIS_VERSION_NUM}; ` +
+	loadTimeMissing("call", "pcall", "setresp", "sha1hex", "error_reply", "status_reply", "set_repl", "replicate_commands", "breakpoint", "debug", "acl_check_cmd")
+
+// loadTimeMissing is Lua that gives the load-time redis table each run-time
+// function as one that fails the way Redis's load-time table does, by
+// reading the global of that name (neither error nor _G exist at load
+// time). Redis fails on the lookup, this on the call, with the same message
+// but the prelude's line number.
+func loadTimeMissing(names ...string) string {
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, " redis.%s = function() return %s end;", n, n)
+	}
+	return b.String()
+}
 
 // libraryWithPrelude inserts the prelude after the shebang line.
 func libraryWithPrelude(code string) string {
@@ -246,15 +269,20 @@ func guardRedisAssignments(src string) string {
 	toks := luaTokens(src)
 	var out strings.Builder
 	last := 0
-	depth := 0
+	// open holds the brackets and blocks around a token: "redis =" is an
+	// assignment in a block (or at top level), a table key inside "{".
+	var open []string
 	for i, t := range toks {
 		switch t.text {
-		case "(", "{", "[":
-			depth++
-		case ")", "}", "]":
-			depth--
+		case "(", "{", "[", "function", "do", "then", "repeat":
+			open = append(open, t.text)
+		case "elseif", ")", "}", "]", "end", "until":
+			if len(open) > 0 {
+				open = open[:len(open)-1]
+			}
 		}
-		if t.text != "redis" || depth != 0 || !assignedAt(toks, i) {
+		inBrackets := len(open) > 0 && strings.Contains("({[", open[len(open)-1])
+		if t.text != "redis" || inBrackets || !assignedAt(toks, i) {
 			continue
 		}
 		out.WriteString(src[last:t.pos])

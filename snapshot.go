@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +32,7 @@ import (
 //	  recFunctions bytes(FUNCTION DUMP payload)
 //	  recConfig    bytes(name) bytes(value), one replicated CONFIG parameter
 //	  recWatch     bytes(id) uvarint(created T) byte(dirty) uvarint(n) n×(uvarint(db) bytes(key))
-//	  recPassword  bytes(requirepass), present only once CONFIG SET requirepass was applied
+//	  recHeld      bytes(name) bytes(value), a parameter redraft holds (requirepass, maxmemory), once set through the log
 //	  recEnd:      nothing
 //
 // bytes(x) is uvarint(len) followed by x. Deadlines are absolute and
@@ -44,7 +46,7 @@ const (
 	recFunctions byte = 3
 	recConfig    byte = 4
 	recWatch     byte = 5
-	recPassword  byte = 6
+	recHeld      byte = 6
 )
 
 // scanBatch is how many keys are read from the frozen copy per round trip.
@@ -57,9 +59,8 @@ type snapshotState struct {
 	lastT   int64
 	scripts []string
 	watches []watchRecord
-	// password is requirepass as set through the log (hasPassword: ever).
-	password    string
-	hasPassword bool
+	// held are the parameters redraft holds, as set through the log.
+	held map[string]string
 }
 
 // fsmSnapshot is a point-in-time copy of the child, frozen by BGSAVE's fork
@@ -134,9 +135,10 @@ func (s *fsmSnapshot) persist(sink raft.SnapshotSink) error {
 		writeBytes(w, []byte(kv[0]))
 		writeBytes(w, []byte(kv[1]))
 	}
-	if s.hasPassword {
-		w.WriteByte(recPassword)
-		writeBytes(w, []byte(s.password))
+	for _, name := range slices.Sorted(maps.Keys(s.held)) {
+		w.WriteByte(recHeld)
+		writeBytes(w, []byte(name))
+		writeBytes(w, []byte(s.held[name]))
 	}
 	for _, r := range s.watches {
 		w.WriteByte(recWatch)
@@ -270,12 +272,11 @@ func emptySnapshot() []byte {
 // restoredState is what a snapshot holds besides the keys, which
 // loadSnapshot restores into the child directly.
 type restoredState struct {
-	applied     uint64
-	lastT       int64
-	scripts     []string
-	watches     []watchRecord
-	password    string
-	hasPassword bool
+	applied uint64
+	lastT   int64
+	scripts []string
+	watches []watchRecord
+	held    map[string]string
 }
 
 // loadSnapshot empties the child behind conn and loads a snapshot stream
@@ -303,8 +304,11 @@ func loadSnapshot(r io.Reader, conn *redisconn.Conn, idx *expiryIndex) (restored
 			return st, b.flush()
 		case recScript:
 			st.scripts = append(st.scripts, string(rec.body))
-		case recPassword:
-			st.password, st.hasPassword = string(rec.body), true
+		case recHeld:
+			if st.held == nil {
+				st.held = map[string]string{}
+			}
+			st.held[string(rec.name)] = string(rec.body)
 		case recWatch:
 			st.watches = append(st.watches, rec.watch)
 		case recConfig:
@@ -380,11 +384,11 @@ func (sr *snapshotReader) next() (snapshotRecord, error) {
 	rec.kind = kind
 	switch kind {
 	case recEnd:
-	case recScript, recFunctions, recPassword:
+	case recScript, recFunctions:
 		rec.body, err = readBytes(sr.br)
 	case recWatch:
 		rec.watch, err = readWatchRecord(sr.br)
-	case recConfig:
+	case recConfig, recHeld:
 		if rec.name, err = readBytes(sr.br); err == nil {
 			rec.body, err = readBytes(sr.br)
 		}

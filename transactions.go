@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"github.com/redraft/redraft/internal/command"
 	"github.com/redraft/redraft/internal/resp"
@@ -39,6 +38,9 @@ func (s *frontEnd) queue(cl *clientConn, ci *commandInfo, args [][]byte) []byte 
 			reply = configSetRefusal(param)
 		}
 	}
+	if reply == nil && ci.NoMulti {
+		reply = resp.Error("ERR Command not allowed inside a transaction")
+	}
 	if reply == nil && !ci.queueable() && !ci.isBlockingCall(args) {
 		// Blocking calls are queued: the child runs them as non-blocking
 		// ones inside the transaction, as Redis does.
@@ -56,17 +58,11 @@ func (s *frontEnd) queue(cl *clientConn, ci *commandInfo, args [][]byte) []byte 
 	cl.inMulti.Store(int32(len(cl.tx.queue)))
 	if ci.Name == "select" {
 		// Commands queued after it run in that database.
-		if db, ok := validDB(args[1]); ok {
+		if db, ok := command.ParseDB(args[1]); ok {
 			cl.tx.db = db
 		}
 	}
 	return resp.Status("QUEUED")
-}
-
-// validDB parses a database number SELECT accepts.
-func validDB(arg []byte) (int, bool) {
-	db, err := strconv.Atoi(string(arg))
-	return db, err == nil && db >= 0 && db < 16
 }
 
 // exec answers EXEC: the queued transaction is proposed as one log entry.
@@ -102,7 +98,7 @@ func (s *frontEnd) exec(ctx context.Context, cl *clientConn, _ [][]byte) []byte 
 	if reply := replies[0]; len(reply) > 0 && reply[0] == '*' {
 		for _, c := range tx.queue {
 			if command.Lower(c.Args[0]) == "select" {
-				if db, ok := validDB(c.Args[1]); ok {
+				if db, ok := command.ParseDB(c.Args[1]); ok {
 					cl.setDB(db)
 				}
 			}

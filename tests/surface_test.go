@@ -428,12 +428,12 @@ func surfaceConnection(t *testing.T, env *surfaceEnv) {
 		})
 		surfaceChecks.Add(1)
 	}
-	refusal := "ERR CONFIG SET 'maxmemory' is not supported by redraft: only parameters that are safe to apply on every node can be set (see README)"
-	sErr(t, l, refusal, "CONFIG", "SET", "maxmemory", "100mb")
-	sErr(t, l, refusal, "CONFIG", "SET", "slowlog-max-len", "5", "maxmemory", "1")
-	sErr(t, l, "ERR CONFIG SET 'save' is not supported by redraft: only parameters that are safe to apply on every node can be set (see README)", "CONFIG", "SET", "save", "")
-	v := sDo(t, l, "CONFIG", "GET", "maxmemory")
-	sCheck(t, fmt.Sprint(v) == "[maxmemory 0]", "CONFIG GET maxmemory after refused SET = %v", v)
+	refusal := "ERR CONFIG SET 'maxmemory-policy' is not supported by redraft: only parameters that are safe to apply on every node can be set (see README)"
+	sErr(t, l, refusal, "CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+	sErr(t, l, refusal, "CONFIG", "SET", "slowlog-max-len", "5", "maxmemory-policy", "allkeys-lru")
+	sErr(t, l, "ERR CONFIG SET 'save' is not supported by redraft: only parameters that are safe to apply on every node can be set (see README)", "CONFIG", "SET", "save", "3600 1")
+	v := sDo(t, l, "CONFIG", "GET", "maxmemory-policy")
+	sCheck(t, fmt.Sprint(v) == "[maxmemory-policy noeviction]", "CONFIG GET maxmemory-policy after refused SET = %v", v)
 	v = sDo(t, l, "CONFIG", "GET", "slowlog-max-len")
 	sCheck(t, fmt.Sprint(v) == "[slowlog-max-len 77]", "a refused multi-parameter CONFIG SET changed slowlog-max-len: %v", v)
 	sDo(t, l, "CONFIG", "SET", "slowlog-max-len", "128")
@@ -530,8 +530,6 @@ func surfaceRefusals(t *testing.T, env *surfaceEnv) {
 		{[]interface{}{"SHUTDOWN", "NOSAVE"}, "ERR SHUTDOWN is not supported: stop the redraft process instead"},
 		{[]interface{}{"MONITOR"}, "ERR MONITOR is not supported by redraft"},
 		{[]interface{}{"MIGRATE", "127.0.0.1", "1", "k", "0", "10"}, "ERR MIGRATE is not supported by redraft"},
-		{[]interface{}{"SAVE"}, "ERR SAVE is not supported: durability comes from the Raft log (see RAFTSNAPSHOT)"},
-		{[]interface{}{"BGSAVE"}, "ERR BGSAVE is not supported: durability comes from the Raft log (see RAFTSNAPSHOT)"},
 		{[]interface{}{"BGREWRITEAOF"}, "ERR BGREWRITEAOF is not supported: durability comes from the Raft log"},
 		{[]interface{}{"MODULE", "LIST"}, "ERR MODULE is not supported by redraft"},
 		{[]interface{}{"ACL", "WHOAMI"}, "ERR ACL is not supported by redraft"},
@@ -543,7 +541,6 @@ func surfaceRefusals(t *testing.T, env *surfaceEnv) {
 		{[]interface{}{"FUNCTION", "KILL"}, "NOTBUSY No scripts in execution right now."},
 		{[]interface{}{"CONFIG", "RESETSTAT"}, "ERR CONFIG RESETSTAT is not supported by redraft"},
 		{[]interface{}{"CONFIG", "REWRITE"}, "ERR CONFIG REWRITE is not supported by redraft"},
-		{[]interface{}{"CONFIG", "SET", "maxmemory", "1"}, "ERR CONFIG SET 'maxmemory' is not supported by redraft: only parameters that are safe to apply on every node can be set (see README)"},
 		{[]interface{}{"CONFIG", "SET", "appendonly", "yes"}, "ERR CONFIG SET 'appendonly' is not supported by redraft: only parameters that are safe to apply on every node can be set (see README)"},
 	}
 	before := appliedIndex(t, l)
@@ -575,10 +572,10 @@ func surfaceRefusals(t *testing.T, env *surfaceEnv) {
 	rc := dialAddrRaw(t, l.Addr)
 	rc.do(t, "MULTI")
 	rc.do(t, "SET", "refusals:tx", "1")
-	got := rc.do(t, "SAVE")
-	sCheck(t, got == "-ERR SAVE is not supported: durability comes from the Raft log (see RAFTSNAPSHOT)", "SAVE inside MULTI = %q", got)
+	got := rc.do(t, "BGREWRITEAOF")
+	sCheck(t, got == "-ERR BGREWRITEAOF is not supported: durability comes from the Raft log", "BGREWRITEAOF inside MULTI = %q", got)
 	got = rc.do(t, "EXEC")
-	sCheck(t, got == "-EXECABORT Transaction discarded because of previous errors.", "EXEC after refused SAVE = %q", got)
+	sCheck(t, got == "-EXECABORT Transaction discarded because of previous errors.", "EXEC after refused BGREWRITEAOF = %q", got)
 	v, _ = l.Do("EXISTS", "refusals:tx")
 	sCheck(t, v == int64(0), "aborted transaction applied its SET (EXISTS = %v)", v)
 }

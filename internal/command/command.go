@@ -24,6 +24,7 @@ type Info struct {
 	ReadOnly    bool // flagged "readonly"
 	Blocking    bool // flagged "blocking"
 	DenyOOM     bool // flagged "denyoom"
+	NoMulti     bool // flagged "no_multi": refused inside MULTI
 	Movable     bool // flagged "movablekeys"
 	Parent      *Info
 	Subs        map[string]*Info
@@ -81,6 +82,8 @@ func parseInfo(item any, parent *Info) *Info {
 				info.Blocking = true
 			case "denyoom":
 				info.DenyOOM = true
+			case "no_multi":
+				info.NoMulti = true
 			}
 		}
 	}
