@@ -183,6 +183,19 @@ func (f *fsm) undecidedUpTo() uint64 {
 // appliedIndex is the index of the last applied entry.
 func (f *fsm) appliedIndex() uint64 { return f.applied.Load() }
 
+// decidingIndex is the applied index a proposal may carry as A (entries
+// with A at or past a script's entry decide that the script stands): the
+// applied index, but short of any script this node's child killed whose
+// stop the log has not committed yet. Between a client's SCRIPT KILL and
+// its stop reaching the log, another proposal must not claim the script ran.
+func (f *fsm) decidingIndex() uint64 {
+	applied := f.applied.Load()
+	if k := f.outcomes.killedFrom.Load(); k != 0 && k <= applied {
+		return k - 1
+	}
+	return applied
+}
+
 // lastTime is the log time T of the last applied entry.
 func (f *fsm) lastTime() int64 { return f.lastT.Load() }
 

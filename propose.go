@@ -152,7 +152,7 @@ func (p *proposer) collect(first *proposal) []*proposal {
 // propose encodes batch as one entry, hands it to Raft and replies when it
 // is applied.
 func (p *proposer) propose(batch []*proposal) {
-	e := &entry{Kind: entryCommands, T: p.clock.next(), A: p.fsm.appliedIndex()}
+	e := &entry{Kind: entryCommands, T: p.clock.next(), A: p.fsm.decidingIndex()}
 	switch {
 	case batch[0].mark:
 		e.Kind = entryMark
@@ -244,7 +244,7 @@ func (p *proposer) sweepLoop(stop <-chan struct{}) {
 		if err := p.sweep(ctx); err != nil {
 			p.log.Debug("sweep", "err", err)
 		}
-		if upTo := p.fsm.undecidedUpTo(); upTo > marked && p.fsm.appliedIndex() >= upTo {
+		if upTo := p.fsm.undecidedUpTo(); upTo > marked && p.fsm.decidingIndex() >= upTo {
 			marked = upTo
 			select {
 			case p.in <- &proposal{mark: true, done: make(chan struct{})}:
@@ -257,7 +257,7 @@ func (p *proposer) sweepLoop(stop <-chan struct{}) {
 // proposeStop asks the cluster to stop the script of ref, past the
 // proposer (which waits for the stuck entry): straight to Raft.
 func (p *proposer) proposeStop(ref scriptRef, reason byte) error {
-	e := &entry{Kind: entryStop, T: p.fsm.lastTime(), A: p.fsm.appliedIndex(), Stop: scriptStop{Ref: ref, Reason: reason}}
+	e := &entry{Kind: entryStop, T: p.fsm.lastTime(), A: p.fsm.decidingIndex(), Stop: scriptStop{Ref: ref, Reason: reason}}
 	if !p.node.isLeader() {
 		return p.node.leaderError()
 	}

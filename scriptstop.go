@@ -149,6 +149,10 @@ func isKillReply(raw []byte) bool {
 type scriptOutcomes struct {
 	undecided   map[scriptRef]bool
 	rebuildFrom uint64 // 0: nothing to replay
+	// killedFrom is the smallest entry index among the undecided scripts
+	// this node's child killed (0: none), for the proposer (read from other
+	// goroutines).
+	killedFrom atomic.Uint64
 }
 
 // started registers a script command about to run.
@@ -164,6 +168,18 @@ func (o *scriptOutcomes) killed(ref scriptRef) {
 	if _, ok := o.undecided[ref]; ok {
 		o.undecided[ref] = true
 	}
+	o.publish()
+}
+
+// publish updates killedFrom from undecided.
+func (o *scriptOutcomes) publish() {
+	var from uint64
+	for ref, killed := range o.undecided {
+		if killed && (from == 0 || ref.Index < from) {
+			from = ref.Index
+		}
+	}
+	o.killedFrom.Store(from)
 }
 
 // pending reports whether any outcome is undecided.
@@ -200,6 +216,7 @@ func (o *scriptOutcomes) decide(e *entry, stops *scriptStops) {
 			}
 		}
 	}
+	o.publish()
 }
 
 // replayFrom asks for a replay from entry index on.
@@ -210,7 +227,10 @@ func (o *scriptOutcomes) replayFrom(index uint64) {
 }
 
 // reset forgets everything (after a snapshot was restored).
-func (o *scriptOutcomes) reset() { *o = scriptOutcomes{} }
+func (o *scriptOutcomes) reset() {
+	o.undecided, o.rebuildFrom = nil, 0
+	o.killedFrom.Store(0)
+}
 
 // stopsInBatch returns the script commands stopped within a batch of
 // decoded entries (with their log indexes): those whose entry is in the
