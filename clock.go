@@ -1,10 +1,10 @@
 package main
 
 import (
-	"container/heap"
 	"math"
 	"strconv"
-	"sync"
+
+	"github.com/redraft/redraft/internal/expiry"
 )
 
 // This file is the one home of time and expiry (docs/DESIGN.md, "Time and
@@ -91,174 +91,44 @@ for i, k in ipairs(KEYS) do
 end
 return out`
 
-// expiryItem is one deadline in the index's heap.
-type expiryItem struct {
-	at int64 // unshifted deadline, ms since the epoch
-	k  dbKey
-}
+// expiryIndex maps every key that may carry a deadline to that deadline
+// (internal/expiry keeps it compact). It is maintained synchronously by
+// the apply path from the child's own PEXPIRETIME replies. It may hold
+// stale entries for keys whose TTL was later removed; those are harmless
+// because every deletion is re-checked inside the child. The leader picks
+// the keys a sweep deletes and puts them in the log entry, so the order in
+// which due keys are listed does not matter to determinism.
+type expiryIndex struct{ x *expiry.Index }
 
-// expiryHeap orders items by deadline (then db and key, so the order is
-// total and the same on every node).
-type expiryHeap []expiryItem
-
-func (h expiryHeap) Len() int { return len(h) }
-func (h expiryHeap) Less(i, j int) bool {
-	a, b := h[i], h[j]
-	if a.at != b.at {
-		return a.at < b.at
-	}
-	if a.k.DB != b.k.DB {
-		return a.k.DB < b.k.DB
-	}
-	return a.k.Key < b.k.Key
-}
-func (h expiryHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *expiryHeap) Push(x any)   { *h = append(*h, x.(expiryItem)) }
-func (h *expiryHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return it
-}
-
-// expiryIndex maps every key that may carry a deadline to that deadline. It
-// is maintained synchronously by the apply path from the child's own
-// PEXPIRETIME replies, so it is the same on every node at every log index. It
-// may hold stale entries for keys whose TTL was later removed; those are
-// harmless because every deletion is re-checked inside the child.
-//
-// Deadlines are kept in a map (the truth) and a min-heap with lazy deletion:
-// a heap item is live only while the map still holds its deadline. Setting a
-// deadline is a push; stale items are dropped when they reach the top, and
-// the heap is rebuilt when they outnumber the live ones.
-type expiryIndex struct {
-	mu    sync.Mutex
-	byKey map[dbKey]int64
-	heap  expiryHeap
-}
-
-func newExpiryIndex() *expiryIndex {
-	return &expiryIndex{byKey: make(map[dbKey]int64)}
-}
+func newExpiryIndex() *expiryIndex { return &expiryIndex{expiry.New()} }
 
 // set records deadline at (unshifted ms) for k, or forgets k when at < 0.
-func (x *expiryIndex) set(k dbKey, at int64) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if old, ok := x.byKey[k]; ok && old == at {
-		return
-	}
-	if at < 0 {
-		delete(x.byKey, k)
-		return
-	}
-	x.byKey[k] = at
-	heap.Push(&x.heap, expiryItem{at, k})
-	if len(x.heap) > 2*len(x.byKey)+1024 {
-		x.rebuildLocked()
-	}
-}
-
-// live reports whether a heap item still holds its key's deadline.
-func (x *expiryIndex) live(it expiryItem) bool {
-	at, ok := x.byKey[it.k]
-	return ok && at == it.at
-}
-
-// rebuildLocked recreates the heap from the map.
-func (x *expiryIndex) rebuildLocked() {
-	x.heap = x.heap[:0]
-	for k, at := range x.byKey {
-		x.heap = append(x.heap, expiryItem{at, k})
-	}
-	heap.Init(&x.heap)
-}
-
-// topLocked drops stale items from the top and returns the earliest live one.
-func (x *expiryIndex) topLocked() (expiryItem, bool) {
-	for len(x.heap) > 0 {
-		if it := x.heap[0]; x.live(it) {
-			return it, true
-		}
-		heap.Pop(&x.heap)
-	}
-	return expiryItem{}, false
-}
+func (x *expiryIndex) set(k dbKey, at int64) { x.x.Set(k.DB, k.Key, at) }
 
 // due reports whether k has a recorded deadline at or before t.
-func (x *expiryIndex) due(k dbKey, t int64) bool {
-	x.mu.Lock()
-	at, ok := x.byKey[k]
-	x.mu.Unlock()
-	return ok && at <= t
-}
+func (x *expiryIndex) due(k dbKey, t int64) bool { return x.x.Due(k.DB, k.Key, t) }
 
 // earliest returns the smallest recorded deadline.
-func (x *expiryIndex) earliest() (int64, bool) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	it, ok := x.topLocked()
-	return it.at, ok
-}
+func (x *expiryIndex) earliest() (int64, bool) { return x.x.Earliest() }
 
-// dueKeys lists up to limit keys whose deadline is at or before t, earliest
-// first.
+// dueKeys lists up to limit keys whose deadline is at or before t.
 func (x *expiryIndex) dueKeys(t int64, limit int) []dbKey {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	var taken []expiryItem
-	for len(taken) < limit {
-		it, ok := x.topLocked()
-		if !ok || it.at > t {
-			break
-		}
-		taken = append(taken, heap.Pop(&x.heap).(expiryItem))
+	keys := x.x.DueKeys(t, limit)
+	if len(keys) == 0 {
+		return nil
 	}
-	var out []dbKey
-	for _, it := range taken {
-		out = append(out, it.k)
-		heap.Push(&x.heap, it) // still indexed until the sweep applies
+	out := make([]dbKey, len(keys))
+	for i, k := range keys {
+		out[i] = dbKey{k.DB, k.Key}
 	}
 	return out
 }
 
 // clear forgets every key of db, or of all databases when db < 0.
-func (x *expiryIndex) clear(db int) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for k := range x.byKey {
-		if db < 0 || k.DB == db {
-			delete(x.byKey, k)
-		}
-	}
-	x.rebuildLocked()
-}
+func (x *expiryIndex) clear(db int) { x.x.Clear(db) }
 
 // swap exchanges the entries of two databases (SWAPDB).
-func (x *expiryIndex) swap(a, b int) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	moved := make(map[dbKey]int64)
-	for k, at := range x.byKey {
-		if k.DB == a || k.DB == b {
-			delete(x.byKey, k)
-			if k.DB == a {
-				k.DB = b
-			} else {
-				k.DB = a
-			}
-			moved[k] = at
-		}
-	}
-	for k, at := range moved {
-		x.byKey[k] = at
-	}
-	x.rebuildLocked()
-}
+func (x *expiryIndex) swap(a, b int) { x.x.Swap(a, b) }
 
 // size is the number of tracked keys.
-func (x *expiryIndex) size() int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return len(x.byKey)
-}
+func (x *expiryIndex) size() int { return x.x.Len() }

@@ -10,26 +10,6 @@ import (
 
 // checkIndex verifies that every deadline in the map has a live item in
 // the heap and that the heap property holds.
-func checkIndex(t *testing.T, x *expiryIndex) {
-	t.Helper()
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	live := make(map[dbKey]bool)
-	for i, it := range x.heap {
-		if x.live(it) {
-			live[it.k] = true
-		}
-		if i > 0 && x.heap.Less(i, (i-1)/2) {
-			t.Fatalf("heap property broken at %d", i)
-		}
-	}
-	for k := range x.byKey {
-		if !live[k] {
-			t.Fatalf("key %v has no live heap item", k)
-		}
-	}
-}
-
 func TestExpiryIndexSetDue(t *testing.T) {
 	x := newExpiryIndex()
 	k := dbKey{0, "a"}
@@ -52,7 +32,6 @@ func TestExpiryIndexSetDue(t *testing.T) {
 	if !x.due(dbKey{0, "zero"}, 0) {
 		t.Error("a deadline of 0 is a deadline")
 	}
-	checkIndex(t, x)
 }
 
 func TestExpiryIndexStaleUpdates(t *testing.T) {
@@ -74,7 +53,6 @@ func TestExpiryIndexStaleUpdates(t *testing.T) {
 	if at, _ := x.earliest(); at != 50 || x.size() != 1 {
 		t.Errorf("earliest %d size %d", at, x.size())
 	}
-	checkIndex(t, x)
 }
 
 func TestExpiryIndexOrdering(t *testing.T) {
@@ -94,12 +72,14 @@ func TestExpiryIndexOrdering(t *testing.T) {
 	if at, ok := x.earliest(); !ok || at != 5 {
 		t.Errorf("earliest = %d %v", at, ok)
 	}
-	// Ordered by deadline, then db, then key: the same on every node.
-	want := []dbKey{{2, "a"}, {0, "z"}, {0, "a"}, {0, "c"}, {1, "b"}}
-	if got := x.dueKeys(20, 100); !reflect.DeepEqual(got, want) {
+	// Any order: the leader puts the keys it picked in the sweep's entry.
+	want := []dbKey{{0, "a"}, {0, "c"}, {0, "z"}, {1, "b"}, {2, "a"}}
+	got := x.dueKeys(20, 100)
+	sort.Slice(got, func(i, j int) bool { return got[i].DB < got[j].DB || got[i].DB == got[j].DB && got[i].Key < got[j].Key })
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("dueKeys(20) = %v, want %v", got, want)
 	}
-	if got := x.dueKeys(20, 3); !reflect.DeepEqual(got, want[:3]) {
+	if got := x.dueKeys(20, 3); len(got) != 3 {
 		t.Errorf("dueKeys(20, 3) = %v", got)
 	}
 	if got := x.dueKeys(4, 100); len(got) != 0 {
@@ -108,7 +88,6 @@ func TestExpiryIndexOrdering(t *testing.T) {
 	if got := x.dueKeys(20, 0); len(got) != 0 {
 		t.Errorf("limit 0 = %v", got)
 	}
-	checkIndex(t, x)
 }
 
 func TestExpiryIndexClear(t *testing.T) {
@@ -127,7 +106,6 @@ func TestExpiryIndexClear(t *testing.T) {
 			t.Errorf("dueKeys still lists %v", k)
 		}
 	}
-	checkIndex(t, x)
 	x.clear(7) // no such db
 	if x.size() != 6 {
 		t.Errorf("clear(7) changed size to %d", x.size())
@@ -139,7 +117,6 @@ func TestExpiryIndexClear(t *testing.T) {
 	if _, ok := x.earliest(); ok {
 		t.Error("clear(-1) left the tree non-empty")
 	}
-	checkIndex(t, x)
 }
 
 func TestExpiryIndexSwap(t *testing.T) {
@@ -150,16 +127,14 @@ func TestExpiryIndexSwap(t *testing.T) {
 	x.set(dbKey{1, "both"}, 21)
 	x.set(dbKey{2, "c"}, 30)
 	x.swap(0, 1)
-	checkIndex(t, x)
 	want := map[dbKey]int64{{1, "a"}: 10, {1, "both"}: 11, {0, "b"}: 20, {0, "both"}: 21, {2, "c"}: 30}
-	x.mu.Lock()
-	got := map[dbKey]int64{}
-	for k, v := range x.byKey {
-		got[k] = v
+	for k, at := range want {
+		if !x.due(k, at) || x.due(k, at-1) {
+			t.Errorf("after swap: %v is not due at exactly %d", k, at)
+		}
 	}
-	x.mu.Unlock()
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("after swap: %v, want %v", got, want)
+	if x.size() != len(want) {
+		t.Errorf("after swap: %d keys, want %d", x.size(), len(want))
 	}
 	x.swap(1, 0) // and back
 	if !x.due(dbKey{0, "a"}, 10) || !x.due(dbKey{1, "b"}, 20) || x.due(dbKey{0, "b"}, 25) {
@@ -173,7 +148,6 @@ func TestExpiryIndexSwap(t *testing.T) {
 	if x.due(dbKey{2, "c"}, 30) || !x.due(dbKey{9, "c"}, 30) {
 		t.Error("swap with an empty db failed")
 	}
-	checkIndex(t, x)
 }
 
 // A random sequence of operations against a simple model.
@@ -222,23 +196,23 @@ func TestExpiryIndexModel(t *testing.T) {
 					want = append(want, mk)
 				}
 			}
-			sort.Slice(want, func(i, j int) bool {
-				h := expiryHeap{{model[want[i]], want[i]}, {model[want[j]], want[j]}}
-				return h.Less(0, 1)
-			})
 			limit := rng.Intn(10) + 1
-			if len(want) > limit {
-				want = want[:limit]
+			got := x.dueKeys(tt, limit)
+			if len(got) != min(limit, len(want)) {
+				t.Fatalf("step %d: dueKeys(%d, %d) gave %d keys of %d due", i, tt, limit, len(got), len(want))
 			}
-			if got := x.dueKeys(tt, limit); !(len(got) == 0 && len(want) == 0) && !reflect.DeepEqual(got, want) {
-				t.Fatalf("step %d: dueKeys(%d, %d) = %v, want %v", i, tt, limit, got, want)
+			seen := map[dbKey]bool{}
+			for _, k := range got {
+				if at, ok := model[k]; !ok || at > tt || seen[k] {
+					t.Fatalf("step %d: dueKeys(%d, %d) gave %v (deadline %d, %v, twice %v)", i, tt, limit, k, at, ok, seen[k])
+				}
+				seen[k] = true
 			}
 		}
 		if x.size() != len(model) {
 			t.Fatalf("step %d: size %d, model %d", i, x.size(), len(model))
 		}
 	}
-	checkIndex(t, x)
 }
 
 func TestExpiryIndexConcurrent(t *testing.T) {
@@ -262,5 +236,4 @@ func TestExpiryIndexConcurrent(t *testing.T) {
 		}(g)
 	}
 	wg.Wait()
-	checkIndex(t, x)
 }
