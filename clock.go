@@ -108,8 +108,8 @@ func (x *expiryIndex) set(k dbKey, at int64) { x.x.Set(k.DB, k.Key, at) }
 // due reports whether k has a recorded deadline at or before t.
 func (x *expiryIndex) due(k dbKey, t int64) bool { return x.x.Due(k.DB, k.Key, t) }
 
-// earliest returns the smallest recorded deadline.
-func (x *expiryIndex) earliest() (int64, bool) { return x.x.Earliest() }
+// dueBy reports whether some recorded deadline is at or before t.
+func (x *expiryIndex) dueBy(t int64) bool { return x.x.DueBy(t) }
 
 // dueKeys lists up to limit keys whose deadline is at or before t.
 func (x *expiryIndex) dueKeys(t int64, limit int) []dbKey {

@@ -45,20 +45,20 @@ func TestExpiryIndexStaleUpdates(t *testing.T) {
 	if got := x.dueKeys(150, 10); len(got) != 0 {
 		t.Errorf("dueKeys(150) = %v", got)
 	}
-	if at, ok := x.earliest(); !ok || at != 500 {
-		t.Errorf("earliest = %d %v", at, ok)
+	if x.dueBy(499) || !x.dueBy(500) {
+		t.Errorf("dueBy around 500 = %v %v", x.dueBy(499), x.dueBy(500))
 	}
 	x.set(k, 500) // same value again
 	x.set(k, 50)  // moved earlier
-	if at, _ := x.earliest(); at != 50 || x.size() != 1 {
-		t.Errorf("earliest %d size %d", at, x.size())
+	if x.dueBy(49) || !x.dueBy(50) || x.size() != 1 {
+		t.Errorf("dueBy(49) %v dueBy(50) %v size %d", x.dueBy(49), x.dueBy(50), x.size())
 	}
 }
 
 func TestExpiryIndexOrdering(t *testing.T) {
 	x := newExpiryIndex()
-	if _, ok := x.earliest(); ok {
-		t.Error("empty index has an earliest deadline")
+	if x.dueBy(1 << 62) {
+		t.Error("empty index has a due deadline")
 	}
 	if got := x.dueKeys(1<<62, 10); got != nil {
 		t.Errorf("empty dueKeys = %v", got)
@@ -69,8 +69,8 @@ func TestExpiryIndexOrdering(t *testing.T) {
 	x.set(dbKey{0, "a"}, 20)
 	x.set(dbKey{2, "a"}, 5)
 	x.set(dbKey{0, "late"}, 1000)
-	if at, ok := x.earliest(); !ok || at != 5 {
-		t.Errorf("earliest = %d %v", at, ok)
+	if x.dueBy(4) || !x.dueBy(5) {
+		t.Errorf("dueBy(4) %v dueBy(5) %v", x.dueBy(4), x.dueBy(5))
 	}
 	// Any order: the leader puts the keys it picked in the sweep's entry.
 	want := []dbKey{{0, "a"}, {0, "c"}, {0, "z"}, {1, "b"}, {2, "a"}}
@@ -114,8 +114,8 @@ func TestExpiryIndexClear(t *testing.T) {
 	if x.size() != 0 {
 		t.Errorf("clear(-1) left %d keys", x.size())
 	}
-	if _, ok := x.earliest(); ok {
-		t.Error("clear(-1) left the tree non-empty")
+	if x.dueBy(1 << 62) {
+		t.Error("clear(-1) left a due deadline")
 	}
 }
 
@@ -226,7 +226,7 @@ func TestExpiryIndexConcurrent(t *testing.T) {
 				k := dbKey{g % 3, string(rune('a' + i%26))}
 				x.set(k, int64(i))
 				x.due(k, int64(i))
-				x.earliest()
+				x.dueBy(int64(i))
 				x.dueKeys(int64(i), 5)
 				if i%100 == 0 {
 					x.swap(0, 1)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -225,8 +226,8 @@ func (f *fsm) waitApplied(ctx context.Context, idx uint64) error {
 	}
 }
 
-// earliestDeadline is the smallest deadline in the expiry index.
-func (f *fsm) earliestDeadline() (int64, bool) { return f.index.earliest() }
+// anyDueBy reports whether the expiry index holds a deadline at or before t.
+func (f *fsm) anyDueBy(t int64) bool { return f.index.dueBy(t) }
 
 // dueKeys lists up to limit keys whose deadline is at or before t.
 func (f *fsm) dueKeys(t int64, limit int) []dbKey { return f.index.dueKeys(t, limit) }
@@ -255,6 +256,9 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // Restore replaces the child's whole state with a snapshot.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	// What the old state held (the expiry index, decode buffers) is
+	// garbage once the new state is in; give it back to the system.
+	defer func() { go debug.FreeOSMemory() }()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.restoreLocked(rc)

@@ -210,8 +210,7 @@ func finish(batch []*proposal, res *applyResult, err error) {
 // dueNow reports whether the expiry index holds a deadline at or before
 // now (the local clock).
 func (p *proposer) dueNow(now int64) bool {
-	at, ok := p.fsm.earliestDeadline()
-	return ok && at <= now
+	return p.fsm.anyDueBy(now)
 }
 
 // sweep proposes the deletion of every key due by the local clock and waits

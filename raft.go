@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/raft-wal/fs"
 	"github.com/hashicorp/raft-wal/segment"
 	"github.com/hashicorp/raft-wal/types"
+	"github.com/redraft/redraft/internal/logcache"
 
 	"github.com/redraft/redraft/internal/logging"
 	"github.com/redraft/redraft/internal/mux"
@@ -45,9 +46,14 @@ type raftNode struct {
 	readyFast atomic.Bool // isReady, readable without the lock
 }
 
-// logCacheSize is how many recent log entries are kept in memory (entries
-// are at most maxBatchBytes, so this bounds the cache to 256 MiB).
-const logCacheSize = 512
+// The newest log entries are kept in memory, up to logCacheEntries of them
+// and logCacheBytes of data: enough for followers a few batches behind,
+// little beside the data (a count alone would allow 512 batches of
+// maxBatchBytes, 256 MiB).
+const (
+	logCacheEntries = 512
+	logCacheBytes   = 4 << 20
+)
 
 // raftOptions are the knobs from the command line.
 type raftOptions struct {
@@ -94,7 +100,7 @@ func newNode(opts raftOptions, f *fsm, layer raft.StreamLayer, log *slog.Logger)
 	}
 	// Recent entries are served to followers from memory, not re-read from
 	// disk for every AppendEntries.
-	if logs, err = raft.NewLogCache(logCacheSize, logs); err != nil {
+	if logs, err = logcache.New(logs, logCacheEntries, logCacheBytes); err != nil {
 		return nil, false, fmt.Errorf("log cache: %w", err)
 	}
 	f.attachStores(logs, snaps)

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -180,8 +181,11 @@ func (s *fsmSnapshot) waitBGSave() error {
 	}
 }
 
-// Release is a no-op: the frozen file is removed by Persist.
-func (s *fsmSnapshot) Release() {}
+// Release returns freed memory to the operating system: a snapshot comes
+// after a stretch of writes, whose garbage (log batches, grown and
+// abandoned index tables, the snapshot's own buffers) the Go runtime would
+// otherwise keep mapped for reuse. The frozen file is removed by Persist.
+func (s *fsmSnapshot) Release() { go debug.FreeOSMemory() }
 
 // writeSnapshot streams scripts, functions and every key of the server
 // behind conn, after the header.

@@ -21,6 +21,7 @@ import (
 	"container/heap"
 	"encoding/binary"
 	"hash/maphash"
+	"math/bits"
 	"sync"
 )
 
@@ -75,17 +76,19 @@ func (x *Index) Due(db int, key string, t int64) bool {
 	return ok && at <= t
 }
 
-// Earliest returns the smallest recorded deadline.
-func (x *Index) Earliest() (int64, bool) {
+// DueBy reports whether some recorded deadline is at or before t. It is
+// cheap enough to ask before every read: it looks at the earliest bucket
+// only, and scans it (once, then remembers its earliest deadline) only
+// while t falls within that bucket's second.
+func (x *Index) DueBy(t int64) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	best, found := int64(0), false
 	for _, d := range x.dbs {
-		if at, ok := d.earliest(x); ok && (!found || at < best) {
-			best, found = at, true
+		if d.dueBy(x, t) {
+			return true
 		}
 	}
-	return best, found
+	return false
 }
 
 // DueKeys lists up to limit keys whose deadline is at or before t. The keys
@@ -173,11 +176,19 @@ type fingerprint struct {
 }
 
 func (x *Index) fingerprint(key string) fingerprint {
-	h := maphash.String(x.seeds[0], key)
+	return newFingerprint(maphash.String(x.seeds[0], key), maphash.String(x.seeds[1], key))
+}
+
+// fingerprintBytes is fingerprint for a key held as bytes.
+func (x *Index) fingerprintBytes(key []byte) fingerprint {
+	return newFingerprint(maphash.Bytes(x.seeds[0], key), maphash.Bytes(x.seeds[1], key))
+}
+
+func newFingerprint(h, f uint64) fingerprint {
 	if h == 0 {
 		h = 1
 	}
-	return fingerprint{h: h, f: uint16(maphash.String(x.seeds[1], key))}
+	return fingerprint{h: h, f: uint16(f)}
 }
 
 // maxTableAt is the largest deadline a table slot holds (48 bits of ms,
@@ -194,6 +205,12 @@ type dbIndex struct {
 	seconds     secondHeap
 	entries     int // key entries in all buckets, live or not
 	bucketBytes int
+	// first caches the earliest live deadline of the bucket of second
+	// firstSecond while firstKnown; any change that might move it clears
+	// firstKnown.
+	first       int64
+	firstSecond int64
+	firstKnown  bool
 }
 
 func newDBIndex() *dbIndex {
@@ -205,22 +222,28 @@ func (d *dbIndex) get(fp fingerprint) (int64, bool) { return d.table.get(fp) }
 // set records or forgets one key's deadline.
 func (d *dbIndex) set(x *Index, key string, at int64) {
 	fp := x.fingerprint(key)
-	if at < 0 {
-		d.table.remove(fp)
-		delete(d.far, key)
-		return
+	old, had := d.table.get(fp)
+	if had && d.firstKnown && second(old) == d.firstSecond {
+		d.firstKnown = false // the earliest deadline may have moved
 	}
-	if at > maxTableAt {
-		d.table.remove(fp)
-		d.far[key] = at
+	if at < 0 || at > maxTableAt {
+		if had {
+			d.table.remove(fp)
+		}
+		delete(d.far, key)
+		if at > maxTableAt {
+			d.far[key] = at
+		}
 		return
 	}
 	delete(d.far, key)
-	if old, ok := d.table.get(fp); ok && second(old) == second(at) {
-		d.table.put(fp, at) // same bucket: its entry stays live
-		return
-	}
 	d.table.put(fp, at)
+	if d.firstKnown && second(at) <= d.firstSecond {
+		d.firstKnown = false
+	}
+	if had && second(old) == second(at) {
+		return // same bucket: its entry stays live
+	}
 	d.appendToBucket(second(at), key)
 	if d.entries > 2*d.table.n+1024 {
 		d.compact(x)
@@ -243,11 +266,11 @@ func (d *dbIndex) appendToBucket(s int64, key string) {
 	d.entries++
 }
 
-// eachEntry calls f with each key packed in b.
-func eachEntry(b []byte, f func(key string) bool) {
+// eachEntry calls f with each key packed in b, as a slice of b.
+func eachEntry(b []byte, f func(key []byte) bool) {
 	for len(b) > 0 {
 		n, w := binary.Uvarint(b)
-		key := string(b[w : w+int(n)])
+		key := b[w : w+int(n)]
 		b = b[w+int(n):]
 		if !f(key) {
 			return
@@ -255,61 +278,98 @@ func eachEntry(b []byte, f func(key string) bool) {
 	}
 }
 
+// liveAt returns the deadline of a bucket entry for second s, if the entry
+// is live: the table still places the key's deadline in that second.
+func (d *dbIndex) liveAt(x *Index, key []byte, s int64) (int64, bool) {
+	at, ok := d.table.get(x.fingerprintBytes(key))
+	return at, ok && second(at) == s
+}
+
 // sweepBucket drops the dead entries of the bucket of second s and returns
 // what is left (nil when nothing is: the bucket is gone).
 func (d *dbIndex) sweepBucket(x *Index, s int64) []byte {
 	b := d.buckets[s]
 	var kept []byte
-	live := 0
-	eachEntry(b, func(key string) bool {
-		if at, ok := d.table.get(x.fingerprint(key)); ok && second(at) == s {
+	n, live := 0, 0
+	eachEntry(b, func(key []byte) bool {
+		n++
+		if _, ok := d.liveAt(x, key, s); ok {
 			kept = binary.AppendUvarint(kept, uint64(len(key)))
 			kept = append(kept, key...)
 			live++
 		}
 		return true
 	})
-	d.entries -= countEntries(b) - live
+	d.entries -= n - live
 	d.bucketBytes += cap(kept) - cap(b)
 	if live == 0 {
-		delete(d.buckets, s)
+		d.dropBucket(s)
 		return nil
 	}
 	d.buckets[s] = kept
 	return kept
 }
 
-func countEntries(b []byte) int {
-	n := 0
-	eachEntry(b, func(string) bool { n++; return true })
-	return n
+// dropBucket forgets the bucket of second s.
+func (d *dbIndex) dropBucket(s int64) {
+	d.bucketBytes -= cap(d.buckets[s])
+	delete(d.buckets, s)
+	for i, v := range d.seconds {
+		if v == s {
+			heap.Remove(&d.seconds, i)
+			break
+		}
+	}
 }
 
-// earliest is the smallest deadline in the table or the far map.
-func (d *dbIndex) earliest(x *Index) (int64, bool) {
-	best, found := int64(0), false
+// dueBy reports whether a deadline of this database is at or before t.
+func (d *dbIndex) dueBy(x *Index, t int64) bool {
 	for _, at := range d.far {
-		if !found || at < best {
-			best, found = at, true
+		if at <= t {
+			return true
 		}
 	}
 	for d.seconds.Len() > 0 {
 		s := d.seconds[0]
-		b := d.sweepBucket(x, s)
-		if b == nil {
-			heap.Pop(&d.seconds)
-			continue
+		if s > second(t) {
+			return false
 		}
-		eachEntry(b, func(key string) bool {
-			at, _ := d.table.get(x.fingerprint(key))
-			if !found || at < best {
-				best, found = at, true
-			}
-			return true
-		})
-		break
+		first, ok := d.firstOf(x, s)
+		if !ok {
+			continue // the bucket held only dead entries and is gone
+		}
+		return first <= t
 	}
-	return best, found
+	return false
+}
+
+// firstOf returns the earliest live deadline in the bucket of second s,
+// which is the earliest bucket, dropping the bucket when nothing in it is
+// live.
+func (d *dbIndex) firstOf(x *Index, s int64) (int64, bool) {
+	if d.firstKnown && d.firstSecond == s {
+		return d.first, true
+	}
+	first, found := int64(0), false
+	eachEntry(d.buckets[s], func(key []byte) bool {
+		if at, ok := d.liveAt(x, key, s); ok && (!found || at < first) {
+			first, found = at, true
+		}
+		return true
+	})
+	if !found {
+		d.entries -= countEntries(d.buckets[s])
+		d.dropBucket(s)
+		return 0, false
+	}
+	d.first, d.firstSecond, d.firstKnown = first, s, true
+	return first, true
+}
+
+func countEntries(b []byte) int {
+	n := 0
+	eachEntry(b, func([]byte) bool { n++; return true })
+	return n
 }
 
 // dueKeys calls f with each key due at t until f returns false.
@@ -323,9 +383,9 @@ func (d *dbIndex) dueKeys(x *Index, t int64, f func(string) bool) {
 	for _, s := range d.seconds.upTo(second(t)) {
 		b := d.sweepBucket(x, s)
 		more := true
-		eachEntry(b, func(key string) bool {
-			if at, ok := d.table.get(x.fingerprint(key)); ok && at <= t {
-				more = f(key)
+		eachEntry(b, func(key []byte) bool {
+			if at, ok := d.liveAt(x, key, s); ok && at <= t {
+				more = f(string(key))
 			}
 			return more
 		})
@@ -342,9 +402,9 @@ func (d *dbIndex) compact(x *Index) {
 	for s, b := range d.buckets {
 		var kept []byte
 		seen := make(map[string]bool)
-		eachEntry(b, func(key string) bool {
-			if at, ok := d.table.get(x.fingerprint(key)); ok && second(at) == s && !seen[key] {
-				seen[key] = true
+		eachEntry(b, func(key []byte) bool {
+			if _, ok := d.liveAt(x, key, s); ok && !seen[string(key)] {
+				seen[string(key)] = true
 				kept = binary.AppendUvarint(kept, uint64(len(key)))
 				kept = append(kept, key...)
 				d.entries++
@@ -406,7 +466,10 @@ func sortInt64s(a []int64) {
 
 // table is an open-addressing hash table (linear probing, deletion by
 // backward shift) of fingerprint -> deadline, two words a slot:
-// word 0 is the hash (0: empty), word 1 the deadline << 16 | f.
+// word 0 is the hash (0: empty), word 1 the deadline << 16 | f. Its size
+// is any number of slots (a key's home slot is its hash scaled to the
+// size), so it can grow by half instead of doubling: between 53% and 80%
+// full, where a doubling table of a million keys may sit at 48%.
 type table struct {
 	slots []uint64
 	n     int
@@ -414,15 +477,29 @@ type table struct {
 
 const minSlots = 64
 
-func (t *table) mask() int { return len(t.slots)/2 - 1 }
+// size is the number of slots.
+func (t *table) size() int { return len(t.slots) / 2 }
+
+// home is the first slot probed for hash h.
+func (t *table) home(h uint64) int {
+	hi, _ := bits.Mul64(h, uint64(t.size()))
+	return int(hi)
+}
+
+// next is the slot after i, wrapping around.
+func (t *table) next(i int) int {
+	if i++; i == t.size() {
+		return 0
+	}
+	return i
+}
 
 // find returns the slot of fp, or the empty slot where it would go.
 func (t *table) find(fp fingerprint) (int, bool) {
 	if len(t.slots) == 0 {
 		return -1, false
 	}
-	m := t.mask()
-	for i := int(fp.h) & m; ; i = (i + 1) & m {
+	for i := t.home(fp.h); ; i = t.next(i) {
 		h := t.slots[2*i]
 		if h == 0 {
 			return i, false
@@ -442,7 +519,7 @@ func (t *table) get(fp fingerprint) (int64, bool) {
 }
 
 func (t *table) put(fp fingerprint, at int64) {
-	if len(t.slots) == 0 || 5*(t.n+1) > 4*(len(t.slots)/2) {
+	if len(t.slots) == 0 || 5*(t.n+1) > 4*t.size() {
 		t.grow()
 	}
 	i, ok := t.find(fp)
@@ -459,11 +536,10 @@ func (t *table) remove(fp fingerprint) {
 		return
 	}
 	t.n--
-	m := t.mask()
 	// Backward shift: a later member of the run moves into the hole unless
 	// its home slot lies cyclically in (hole, its slot].
-	for j := (i + 1) & m; t.slots[2*j] != 0; j = (j + 1) & m {
-		home := int(t.slots[2*j]) & m
+	for j := t.next(i); t.slots[2*j] != 0; j = t.next(j) {
+		home := t.home(t.slots[2*j])
 		stays := home > i && home <= j
 		if i > j {
 			stays = home > i || home <= j
@@ -476,10 +552,10 @@ func (t *table) remove(fp fingerprint) {
 	t.slots[2*i], t.slots[2*i+1] = 0, 0
 }
 
-// grow doubles the table (two words a slot).
+// grow makes the table half as large again (two words a slot).
 func (t *table) grow() {
 	old := t.slots
-	t.slots = make([]uint64, 2*max(minSlots, len(old)))
+	t.slots = make([]uint64, 2*max(minSlots, t.size()*3/2))
 	t.n = 0
 	for i := 0; i < len(old); i += 2 {
 		if old[i] != 0 {
