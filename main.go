@@ -221,9 +221,11 @@ func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Supervisor, tbl *c
 	s.proposer = newProposer(n, f, wallClockMS, log.With("src", "proposer"))
 	pool := redisconn.NewPool("unix", proc.Sock(), 256)
 	proc.OnRestart(pool.Drain)
+	lanes := redisconn.NewShared("unix", proc.Sock(), readLanes)
+	proc.OnRestart(lanes.Reset)
 	s.reads = &readPath{
 		level: cfg.consistency, node: n, fsm: f, proposer: s.proposer, tbl: tbl, wall: wallClockMS,
-		pool:  pool,
+		pool: pool, lanes: lanes,
 		index: &readIndexer{node: n, fsm: f},
 	}
 	s.block = &blocker{proposer: s.proposer, reads: s.reads, node: n, waiters: newWaiterSet()}

@@ -36,7 +36,8 @@ func newTestFrontEnd(t *testing.T, setup func(s *frontEnd)) (*frontEnd, string) 
 	}
 	s.proposer = &proposer{fsm: f}
 	s.reads = &readPath{level: consistencyLow, fsm: f, proposer: s.proposer, tbl: tbl, wall: wallClockMS,
-		pool: redisconn.NewPool("unix", proc.Sock(), 8)}
+		pool: redisconn.NewPool("unix", proc.Sock(), 8), lanes: redisconn.NewShared("unix", proc.Sock(), readLanes)}
+	t.Cleanup(s.reads.lanes.Close)
 	if setup != nil {
 		setup(s)
 	}

@@ -42,15 +42,21 @@ func parseConsistency(s string) (consistency, error) {
 // errChild wraps a failure of a connection to the child.
 var errChild = errors.New("redis-server connection failed")
 
-// readPath serves reads from pooled connections to the local child after
-// the --consistency check, and makes sure no read sees a key past its
+// readLanes is how many shared connections to the child carry reads.
+// Reads waiting at the same moment go out together on one of them; two
+// keep one slow command from holding up every other read.
+const readLanes = 2
+
+// readPath serves reads on connections to the local child after the
+// --consistency check, and makes sure no read sees a key past its
 // deadline.
 type readPath struct {
 	level    consistency
 	node     *raftNode
 	fsm      *fsm
 	proposer *proposer
-	pool     *redisconn.Pool
+	lanes    *redisconn.Shared // reads of all clients, coalesced
+	pool     *redisconn.Pool   // connections of its own for a read-only script
 	index    *readIndexer
 	tbl      *commandTable
 	wall     func() int64
@@ -138,18 +144,22 @@ func (r *readPath) check(ctx context.Context) error {
 	return r.hideExpired(ctx)
 }
 
-// onChild runs steps on a pooled child connection.
+// onChild runs steps on the child: on a shared lane, or, for read-only
+// scripts (which the watchdog must be able to stop without stopping
+// anyone else's reads), on a pooled connection of their own.
 func (r *readPath) onChild(db int, steps []redisconn.Step, scripts readScripts) ([][]byte, error) {
+	if !(scripts.any && r.scripts != nil) {
+		out, err := r.lanes.Run(db, steps)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errChild, err)
+		}
+		return out, nil
+	}
 	c, err := r.pool.Get()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errChild, err)
 	}
-	var out [][]byte
-	if scripts.any && r.scripts != nil {
-		out, err = r.scripts.runReadOnly(c, db, steps, scripts.function)
-	} else {
-		out, err = c.Run(db, steps)
-	}
+	out, err := r.scripts.runReadOnly(c, db, steps, scripts.function)
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%w: %w", errChild, err)

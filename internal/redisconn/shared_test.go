@@ -1,0 +1,164 @@
+package redisconn
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// startRedis runs a redis-server listening only on a unix socket in a
+// temporary directory and returns the socket's path.
+func startRedis(t *testing.T) (string, *exec.Cmd) {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed")
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "redis.sock")
+	cmd := exec.Command("redis-server", "--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no", "--dir", dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := Dial("unix", sock, time.Second)
+		if err == nil {
+			c.Close()
+			return sock, cmd
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server did not start: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func strs(args ...string) [][]byte {
+	out := make([][]byte, len(args))
+	for i, a := range args {
+		out[i] = []byte(a)
+	}
+	return out
+}
+
+// TestSharedKeepsOrderAndDatabases: many goroutines, each writing and
+// reading its own keys in its own database through two lanes, get exactly
+// their own replies, in order.
+func TestSharedKeepsOrderAndDatabases(t *testing.T) {
+	sock, _ := startRedis(t)
+	s := NewShared("unix", sock, 2)
+	defer s.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db := g % 16
+			for i := range 100 {
+				key, val := fmt.Sprintf("k%d", g), fmt.Sprintf("v%d-%d", g, i)
+				out, err := s.Run(db, []Step{
+					{Args: strs("SET", key, val)},
+					{Args: strs("GET", key)},
+					{Reply: []byte("+known\r\n")},
+					{Args: strs("DBSIZE"), MapReply: func(b []byte) []byte { return append([]byte("mapped:"), b...) }},
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+				want := []string{"+OK\r\n", fmt.Sprintf("$%d\r\n%s\r\n", len(val), val), "+known\r\n"}
+				for j, w := range want {
+					if string(out[j]) != w {
+						errs <- fmt.Errorf("goroutine %d call %d step %d: %q, want %q", g, i, j, out[j], w)
+						return
+					}
+				}
+				if len(out[3]) < 8 || string(out[3][:8]) != "mapped::" {
+					errs <- fmt.Errorf("goroutine %d: DBSIZE reply not mapped: %q", g, out[3])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// Every database holds its four goroutines' keys.
+	for db := range 16 {
+		out, err := s.Run(db, []Step{{Args: strs("DBSIZE")}})
+		if err != nil || string(out[0]) != ":4\r\n" {
+			t.Fatalf("db %d: DBSIZE %q %v", db, out, err)
+		}
+	}
+}
+
+// TestSharedSurvivesAServerRestart: calls in flight when the server dies
+// fail with an error instead of hanging; after Reset (the child was
+// replaced), calls work again on fresh connections.
+func TestSharedSurvivesAServerRestart(t *testing.T) {
+	sock, cmd := startRedis(t)
+	s := NewShared("unix", sock, 2)
+	defer s.Close()
+	if _, err := s.Run(3, []Step{{Args: strs("SET", "a", "1")}}); err != nil {
+		t.Fatal(err)
+	}
+	// A call blocked in the server when it is killed.
+	blocked := make(chan error, 1)
+	go func() {
+		_, err := s.Run(0, []Step{{Args: strs("BLPOP", "nothing", "0")}})
+		blocked <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.lanes[0].outstanding.Load()+s.lanes[1].outstanding.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	select {
+	case err := <-blocked:
+		if err == nil {
+			t.Fatal("call on a killed server succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("call on a killed server hangs")
+	}
+	// A new server on the same socket; the lanes dial it afresh.
+	_ = cmd.Wait()
+	cmd2 := exec.Command("redis-server", "--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no", "--dir", filepath.Dir(sock))
+	if err := cmd2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd2.Process.Kill(); _ = cmd2.Wait() }()
+	s.Reset()
+	for {
+		out, err := s.Run(3, []Step{{Args: strs("SET", "b", "2")}, {Args: strs("DBSIZE")}})
+		if err == nil {
+			// Database 3 again (the new connection selects it), and a
+			// fresh server: only b.
+			if string(out[1]) != ":1\r\n" {
+				t.Fatalf("after restart: %q", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no call succeeded after the restart: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestSharedClosed(t *testing.T) {
+	sock, _ := startRedis(t)
+	s := NewShared("unix", sock, 1)
+	s.Close()
+	if _, err := s.Run(0, []Step{{Args: strs("PING")}}); !errors.Is(err, ErrSharedClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}
