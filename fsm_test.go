@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/redraft/redraft/internal/child"
+	"github.com/redraft/redraft/internal/redisconn"
 	"github.com/redraft/redraft/internal/resp"
 )
 
@@ -185,5 +186,75 @@ func TestFSMScriptSelectTracksDeadlines(t *testing.T) {
 	r = applyCmds(t, f, testT+100, entryCmd{DB: 3, Args: argv("EXISTS", "k")})
 	if string(r[0]) != ":0\r\n" {
 		t.Errorf("EXISTS k in db 3 at its deadline = %q", r[0])
+	}
+}
+
+// TestFSMKnownDeadlinesMatchTheChild: deadlines the pipeline records from
+// a command's reply instead of reading them back (SET, SETEX, PSETEX,
+// GETEX, the EXPIRE family) are exactly what the child holds afterwards,
+// whether or not the command set one: conditions that fail (NX, XX, GT),
+// errors (WRONGTYPE), missing keys, and the ambiguous SET NX GET.
+func TestFSMKnownDeadlinesMatchTheChild(t *testing.T) {
+	f, proc := newTestFSM(t)
+	conn, err := redisconn.Dial("unix", proc.Sock(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cases := []struct {
+		name  string
+		setup [][]string
+		cmd   []string
+	}{
+		{"SET EX", nil, []string{"SET", "k", "v", "EX", "10"}},
+		{"SET PX over an older deadline", [][]string{{"SET", "k", "v", "EX", "100"}}, []string{"SET", "k", "v", "PX", "500"}},
+		{"SET NX on an existing key", [][]string{{"SET", "k", "v", "EX", "5"}}, []string{"SET", "k", "w", "NX", "EX", "50"}},
+		{"SET NX on a missing key", nil, []string{"SET", "k", "w", "NX", "EX", "50"}},
+		{"SET XX on a missing key", nil, []string{"SET", "k", "v", "XX", "PX", "100"}},
+		{"SET GET on a list", [][]string{{"RPUSH", "k", "a"}, {"EXPIRE", "k", "7"}}, []string{"SET", "k", "v", "GET", "EX", "10"}},
+		{"SET GET", [][]string{{"SET", "k", "old"}}, []string{"SET", "k", "v", "GET", "EXAT", "1700000100"}},
+		{"SET NX GET on an existing key", [][]string{{"SET", "k", "v", "EX", "5"}}, []string{"SET", "k", "v", "NX", "GET", "EX", "10"}},
+		{"SET NX GET on a missing key", nil, []string{"SET", "k", "v", "NX", "GET", "EX", "10"}},
+		{"SET with a syntax error", [][]string{{"SET", "k", "v", "EX", "5"}}, []string{"SET", "k", "v", "EX", "10", "bogus"}},
+		{"SETEX", nil, []string{"SETEX", "k", "10", "v"}},
+		{"PSETEX", [][]string{{"SET", "k", "v", "EX", "5"}}, []string{"PSETEX", "k", "1500", "v"}},
+		{"GETEX on a missing key", nil, []string{"GETEX", "k", "EX", "10"}},
+		{"GETEX", [][]string{{"SET", "k", "v"}}, []string{"GETEX", "k", "PXAT", "1700000009999"}},
+		{"GETEX on a list", [][]string{{"RPUSH", "k", "a"}}, []string{"GETEX", "k", "EX", "10"}},
+		{"EXPIRE", [][]string{{"SET", "k", "v"}}, []string{"EXPIRE", "k", "10"}},
+		{"EXPIRE on a missing key", nil, []string{"EXPIRE", "k", "10"}},
+		{"EXPIRE GT not greater", [][]string{{"SET", "k", "v", "EX", "20"}}, []string{"EXPIRE", "k", "10", "GT"}},
+		{"PEXPIREAT NX with a deadline", [][]string{{"SET", "k", "v", "EX", "20"}}, []string{"PEXPIREAT", "k", "1700000001000", "NX"}},
+		{"EXPIREAT XX", [][]string{{"SET", "k", "v", "EX", "20"}}, []string{"EXPIREAT", "k", "1700000030", "XX"}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			at := testT + int64(i)*1_000_000 // apart, so earlier cases are not due
+			applyCmds(t, f, at, entryCmd{Args: argv("FLUSHALL")})
+			for _, s := range c.setup {
+				applyCmds(t, f, at, entryCmd{Args: argv(s...)})
+			}
+			reply := applyCmds(t, f, at, entryCmd{Args: argv(c.cmd...)})[0]
+			raw, err := conn.Do("PEXPIRETIME", "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			child, _ := resp.ReplyInt(raw)
+			k := dbKey{0, "k"}
+			if child < 0 {
+				// No deadline in the child: none may be due in the index
+				// before the far future (a stale one is allowed only if it
+				// is not due earlier than a real one would be).
+				if f.index.due(k, at) {
+					t.Fatalf("reply %q: child has no deadline, index says due at %d", reply, at)
+				}
+				return
+			}
+			d := unshift(child)
+			if f.index.due(k, d-1) || !f.index.due(k, d) {
+				t.Fatalf("reply %q: child's deadline %d (T %+d), index due(d-1)=%v due(d)=%v",
+					reply, d, d-at, f.index.due(k, d-1), f.index.due(k, d))
+			}
+		})
 	}
 }

@@ -158,8 +158,11 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 	} else if st.sub != nil {
 		p.addTransaction(st, out)
 	} else {
-		mapReply := st.mapReply
+		mapReply, known := st.mapReply, st.known
 		p.send(st.db, st.args, func(raw []byte) {
+			if known != nil && known.when(raw) {
+				p.st.index.set(known.key, known.at)
+			}
 			if mapReply != nil {
 				raw = mapReply(raw)
 			}
@@ -204,6 +207,9 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 	}
 	for _, k := range st.readBack {
 		p.unknown[k] = true
+		if st.known != nil && st.sub == nil && k == st.known.key {
+			continue // recorded from the command's reply
+		}
 		k := k
 		p.send(k.DB, [][]byte{[]byte("PEXPIRETIME"), []byte(k.Key)}, func(raw []byte) {
 			if at, ok := resp.ReplyInt(raw); ok {

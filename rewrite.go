@@ -32,6 +32,9 @@ type applyStep struct {
 	precheck  []dbKey // keys whose due deadlines are enforced first
 	readBack  []dbKey // keys whose deadline is read back afterwards
 	expireNow bool    // a deadline <= T may have been set on readBack keys
+	// known, when set, tells the key's new deadline from the command's own
+	// reply, and replaces the read-back of that key (outside transactions).
+	known *knownDeadline
 	effect    indexEffect
 	swapA     int
 	swapB     int
@@ -160,6 +163,7 @@ func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts 
 		if at, ok := absoluteDeadline(info.Name, args, t); ok {
 			st.args = replaceArgs(args, 0, "PEXPIREAT", 2, shifted(at))
 			st.readBack, st.expireNow = keysOf(args[1:2]), at <= t
+			st.known = &knownDeadline{key: st.readBack[0], at: at, when: setIfOne}
 		}
 	case "set":
 		st.planSetLike(args, 3, t, keysOf)
@@ -174,6 +178,7 @@ func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts 
 			at := t + n*unit
 			st.args = [][]byte{[]byte("SET"), args[1], args[3], []byte("PXAT"), []byte(shifted(at))}
 			st.readBack = keysOf(args[1:2])
+			st.known = &knownDeadline{key: st.readBack[0], at: at, when: setUnlessError}
 		}
 	case "restore":
 		st.planRestore(args, t, keysOf)
@@ -333,6 +338,9 @@ func (st *applyStep) planSetLike(args [][]byte, from int, t int64, keysOf func([
 		}
 		st.args = replaceArgs(args, i, "PXAT", i+1, shifted(at))
 		st.readBack, st.expireNow = keysOf(args[1:2]), at <= t
+		if when, ok := setLikeOutcome(args, from); ok {
+			st.known = &knownDeadline{key: st.readBack[0], at: at, when: when}
+		}
 		return
 	}
 	if strings.EqualFold(string(args[0]), "set") {
@@ -342,6 +350,54 @@ func (st *applyStep) planSetLike(args [][]byte, from int, t int64, keysOf func([
 				return
 			}
 		}
+	}
+}
+
+// knownDeadline is a deadline the pipeline records from a command's reply
+// instead of reading it back: the command set it exactly when the reply
+// says so.
+type knownDeadline struct {
+	key  dbKey
+	at   int64
+	when func(reply []byte) bool // whether this reply means the deadline was set
+}
+
+// setUnlessError: the command sets the deadline unless it fails (SETEX,
+// SET without NX or XX).
+func setUnlessError(reply []byte) bool { return !resp.ReplyIsError(reply) }
+
+// setIfValue: the command sets the deadline when it answers something
+// other than an error or a null (SET NX/XX answer nil when they do not
+// set, GETEX answers nil for a missing key).
+func setIfValue(reply []byte) bool { return !resp.ReplyIsError(reply) && !resp.ReplyIsNull(reply) }
+
+// setIfOne: the EXPIRE family answers 1 when it set the deadline.
+func setIfOne(reply []byte) bool { return string(reply) == ":1\r\n" }
+
+// setLikeOutcome says how the reply of SET (options from index 3) or GETEX
+// (from 2) tells whether the new deadline was set, or false when it cannot
+// (SET NX/XX with GET answers nil both when it did not set and when there
+// was no old value).
+func setLikeOutcome(args [][]byte, from int) (func([]byte) bool, bool) {
+	if !strings.EqualFold(string(args[0]), "set") {
+		return setIfValue, true // GETEX
+	}
+	var conditional, get bool
+	for _, a := range args[from:] {
+		switch strings.ToLower(string(a)) {
+		case "nx", "xx":
+			conditional = true
+		case "get":
+			get = true
+		}
+	}
+	switch {
+	case conditional && get:
+		return nil, false
+	case conditional:
+		return setIfValue, true
+	default:
+		return setUnlessError, true
 	}
 }
 
