@@ -34,7 +34,7 @@ type applyStep struct {
 	expireNow bool    // a deadline <= T may have been set on readBack keys
 	// known, when set, tells the key's new deadline from the command's own
 	// reply, and replaces the read-back of that key (outside transactions).
-	known *knownDeadline
+	known     *knownDeadline
 	effect    indexEffect
 	swapA     int
 	swapB     int
