@@ -58,7 +58,7 @@ func (s *frontEnd) prepareRead(cl *clientConn) int {
 // NOAUTH. nil lets the command run.
 func (s *frontEnd) authGate(ci *commandInfo, args [][]byte) []byte {
 	if ci == nil || !ci.ArityOK(len(args)) {
-		return s.check(ci, args)
+		return s.check(nil, ci, args)
 	}
 	if ci.noAuth {
 		return nil

@@ -27,6 +27,7 @@ type blocker struct {
 	reads    *readPath
 	node     *raftNode
 	waiters  *waiterSet
+	cluster  *clusterMode // --cluster-mode: how a redirect is answered; nil when off
 }
 
 // blockingPlan is a blocking call turned into its non-blocking form.
@@ -176,7 +177,10 @@ func (b *blocker) serve(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 	check := time.NewTicker(100 * time.Millisecond)
 	defer check.Stop()
 	for blocked := false; ; blocked = true {
-		reply := b.tryNonBlocking(ctx, cl, p)
+		reply, err := b.tryNonBlocking(ctx, cl, p)
+		if err != nil {
+			return b.cluster.errorReply(err, args)
+		}
 		if blocked && p.group && resp.ReplyIsError(reply) {
 			return b.unblocked(ctx, cl.db, p)
 		}
@@ -195,9 +199,9 @@ func (b *blocker) serve(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 			case <-ctx.Done():
 				return p.nilReply
 			case <-check.C:
-				if !p.read || b.reads.level != consistencyLow {
+				if !p.read || b.reads.forClient(cl).level != consistencyLow {
 					if err := b.node.waitReady(ctx); err != nil {
-						return errorReply(err)
+						return b.cluster.errorReply(err, args)
 					}
 				}
 			}
@@ -219,20 +223,20 @@ func (b *blocker) unblocked(ctx context.Context, db int, p *blockingPlan) []byte
 }
 
 // tryNonBlocking runs the non-blocking form once.
-func (b *blocker) tryNonBlocking(ctx context.Context, cl *clientConn, p *blockingPlan) []byte {
+func (b *blocker) tryNonBlocking(ctx context.Context, cl *clientConn, p *blockingPlan) ([]byte, error) {
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	var replies [][]byte
 	var err error
 	if p.read {
-		replies, err = b.reads.steps(rctx, cl.db, []redisconn.Step{{Args: p.nb}}, true)
+		replies, err = b.reads.forClient(cl).steps(rctx, cl.db, []redisconn.Step{{Args: p.nb}}, true)
 	} else {
 		replies, err = b.proposer.write(rctx, []entryCmd{{DB: cl.db, Args: p.nb}})
 	}
 	if err != nil {
-		return errorReply(err)
+		return nil, err
 	}
-	return replies[0]
+	return replies[0], nil
 }
 
 // waiter is one blocked client.

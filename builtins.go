@@ -42,6 +42,9 @@ func (s *frontEnd) selectDB(_ context.Context, cl *clientConn, args [][]byte) []
 	if !ok {
 		return resp.Error("ERR value is not an integer or out of range")
 	}
+	if db < minInt32 || db > maxInt32 {
+		return resp.Error("ERR value is out of range, value must between -2147483648 and 2147483647")
+	}
 	if db < 0 || db >= 16 {
 		return resp.Error("ERR DB index is out of range")
 	}
@@ -69,6 +72,7 @@ func (s *frontEnd) resetState(ctx context.Context, cl *clientConn) {
 	cl.setDB(0)
 	cl.setTx(nil)
 	cl.replyOff, cl.replySkip = false, 0
+	cl.readOnly.Store(false)
 	cl.setName("")
 	s.deauthenticate(cl)
 }
@@ -86,7 +90,11 @@ func (s *frontEnd) configGet(ctx context.Context, cl *clientConn, args [][]byte)
 
 // ttl answers TTL, PTTL, EXPIRETIME and PEXPIRETIME.
 func (s *frontEnd) ttl(ctx context.Context, cl *clientConn, args [][]byte) []byte {
-	return s.reads.ttl(ctx, cl.db, command.Lower(args[0]), args[1])
+	reply, err := s.reads.forClient(cl).ttl(ctx, cl.db, command.Lower(args[0]), args[1])
+	if err != nil {
+		return s.cluster.errorReply(err, args)
+	}
+	return reply
 }
 
 // scriptExists answers SCRIPT EXISTS from the scripts every node knows.
@@ -113,7 +121,7 @@ func (s *frontEnd) scriptKill(_ context.Context, _ *clientConn, args [][]byte) [
 	function := command.Lower(args[0]) == "function"
 	if reply, handled, err := s.scripts.killReadOnly(function); handled {
 		if err != nil {
-			return errorReply(err)
+			return s.cluster.errorReply(err)
 		}
 		return reply
 	}
@@ -122,7 +130,7 @@ func (s *frontEnd) scriptKill(_ context.Context, _ *clientConn, args [][]byte) [
 	case !running:
 		return resp.Error("NOTBUSY No scripts in execution right now.")
 	case err != nil:
-		return errorReply(err)
+		return s.cluster.errorReply(err)
 	}
 	return reply
 }
@@ -221,7 +229,7 @@ func (s *frontEnd) helloReply(cl *clientConn) []byte {
 	out = append(out, resp.Integer(2)...)
 	out = append(out, resp.Bulk("id")...)
 	out = append(out, resp.Integer(cl.id)...)
-	for _, kv := range [][2]string{{"mode", "standalone"}, {"role", "master"}} {
+	for _, kv := range s.cluster.helloMode() {
 		out = append(out, resp.Bulk(kv[0])...)
 		out = append(out, resp.Bulk(kv[1])...)
 	}
@@ -366,6 +374,9 @@ func (s *frontEnd) info(ctx context.Context, _ *clientConn, args [][]byte) []byt
 		}
 		text, _ = resp.ReplyString(raw)
 		text = replaceInfoSection(text, "Clients", s.clientsInfo())
+		if s.cluster != nil {
+			text = replaceInfoSection(text, "Cluster", "cluster_enabled:1\r\n")
+		}
 	}
 	if section == "" || section == "raft" || section == "all" || section == "everything" || section == "default" {
 		stats := s.raftStats()
@@ -450,14 +461,14 @@ func (s *frontEnd) raftCommand(ctx context.Context, _ *clientConn, args [][]byte
 // changeMembers adds or removes the member at addr (leader only).
 func (s *frontEnd) changeMembers(addr []byte, change func(string) error) []byte {
 	if !s.node.isLeader() {
-		return errorReply(s.node.leaderError())
+		return s.cluster.errorReply(s.node.leaderError())
 	}
 	a, err := normalizeAddr(string(addr))
 	if err != nil {
 		return resp.Error("ERR " + err.Error())
 	}
 	if err := change(a); err != nil {
-		return errorReply(err)
+		return s.cluster.errorReply(err)
 	}
 	return resp.OK
 }
@@ -542,7 +553,7 @@ func (s *frontEnd) wait(ctx context.Context, _ *clientConn, args [][]byte) []byt
 		return resp.Error("ERR timeout is negative")
 	}
 	if !s.node.isLeader() {
-		return errorReply(s.node.leaderError())
+		return s.cluster.errorReply(s.node.leaderError())
 	}
 	servers, err := s.node.members()
 	if err != nil {
@@ -607,7 +618,7 @@ func (s *frontEnd) configSet(ctx context.Context, cl *clientConn, args [][]byte)
 	}
 	replies, err := s.proposer.write(ctx, []entryCmd{{DB: cl.db, Args: shared}})
 	if err != nil {
-		return errorReply(err)
+		return s.cluster.errorReply(err)
 	}
 	return replies[0]
 }

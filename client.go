@@ -56,6 +56,9 @@ type clientConn struct {
 	// replyOff and replySkip implement CLIENT REPLY OFF and SKIP.
 	replyOff  bool
 	replySkip int
+	// readOnly is set by READONLY (cluster mode): reads at --consistency
+	// low on any node.
+	readOnly atomic.Bool
 
 	tx *transaction // MULTI state, nil outside MULTI
 	// watching is set while this client has a WATCH in the log, named
@@ -178,6 +181,9 @@ func (cl *clientConn) listLine(now int64) string {
 	multi := cl.inMulti.Load()
 	if multi >= 0 {
 		flags += "x"
+	}
+	if cl.readOnly.Load() {
+		flags += "r"
 	}
 	if flags == "" {
 		flags = "N"

@@ -123,10 +123,10 @@ func commandSpecs() map[string]commandSpec {
 		"psync":        refused("PSYNC is not supported: replication is done by Raft"),
 		"replconf":     refused("REPLCONF is not supported: replication is done by Raft"),
 		"failover":     refused("FAILOVER is not supported: leadership is decided by Raft"),
-		"cluster":      refused("This instance has cluster support disabled"),
-		"readonly":     refused("This instance has cluster support disabled"),
-		"readwrite":    refused("This instance has cluster support disabled"),
-		"asking":       refused("This instance has cluster support disabled"),
+		"cluster":      answeredBy((*frontEnd).clusterCommand), // cluster.go: --cluster-mode
+		"readonly":     answeredBy((*frontEnd).readOnlyCommand),
+		"readwrite":    answeredBy((*frontEnd).readOnlyCommand),
+		"asking":       answeredBy((*frontEnd).asking),
 		"debug":        refused("DEBUG is not supported by redraft"),
 		"shutdown":     refused("SHUTDOWN is not supported: stop the redraft process instead"),
 		"monitor":      refused("MONITOR is not supported by redraft"),
@@ -262,9 +262,11 @@ func (ci *commandInfo) queueable() bool {
 
 // check runs the checks every command passes before it runs, whether sent
 // directly, queued in MULTI or relayed to the leader: unknown command, wrong
-// arity, refused, out of memory, CONFIG SET of a per-node parameter. It
-// returns the error reply, or nil.
-func (s *frontEnd) check(ci *commandInfo, args [][]byte) []byte {
+// arity, refused, Redis Cluster's redirection (cluster mode), out of memory,
+// what Redis Cluster refuses (cluster mode), CONFIG SET of a per-node
+// parameter. It returns the error reply, or nil. cl is nil for a
+// connection that must authenticate first (only the first two apply).
+func (s *frontEnd) check(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 	switch {
 	case ci == nil:
 		return resp.Error(command.UnknownCommandError(args))
@@ -272,10 +274,14 @@ func (s *frontEnd) check(ci *commandInfo, args [][]byte) []byte {
 		return resp.Error(ci.ArityError())
 	case ci.kind == kindRefused:
 		return resp.Error(ci.refusal)
-	case ci.DenyOOM && s.overMemory():
+	}
+	if reply := s.clusterRedirect(cl, ci, args); reply != nil {
+		return reply
+	}
+	if ci.DenyOOM && s.overMemory() {
 		return resp.Error("OOM command not allowed when used memory > 'maxmemory'.")
 	}
-	return nil
+	return s.clusterRefusal(ci, args)
 }
 
 // route says where one command goes.
@@ -295,33 +301,49 @@ const (
 
 // route classifies one invocation for cl; a failed check routes to the
 // error. With --follower-proxy, a follower relays what it may not serve.
-func (s *frontEnd) route(ci *commandInfo, args [][]byte) route {
-	if s.check(ci, args) != nil {
+func (s *frontEnd) route(cl *clientConn, ci *commandInfo, args [][]byte) route {
+	if s.check(cl, ci, args) != nil {
 		return routeError
 	}
-	relay := s.relay.active()
-	switch {
-	case ci.isBlockingCall(args):
-		if relay && !(ci.kind == kindRead && s.reads.level == consistencyLow) {
+	if s.relay.active() && s.leaderOnly(cl, ci, args) {
+		if ci.isBlockingCall(args) {
 			return routeRelayBlock // the leader's front end does the waiting
 		}
+		return routeRelay
+	}
+	switch {
+	case ci.isBlockingCall(args):
 		return routeBlock
 	case ci.subscribe:
 		return routeSubscribe
 	case ci.kind == kindWrite:
-		if relay {
-			return routeRelay
-		}
 		return routeWrite
 	case ci.kind == kindRead:
-		if relay && s.reads.level != consistencyLow {
-			return routeRelay
-		}
 		return routeRead
 	case ci.kind == kindLocal:
 		return routeLocal
-	case relay && (ci.relay == relayAlways || (ci.relay == relayAsRead && s.reads.level != consistencyLow)):
-		return routeRelay
 	}
 	return routeSelf
+}
+
+// leaderOnly reports whether only the leader may serve this invocation for
+// cl: writes, reads above the connection's read level (--consistency, or
+// low after READONLY), and the commands redraft answers itself that concern
+// the leader (their relay rule). A follower relays these to the leader with
+// --follower-proxy, and answers them with -MOVED in cluster mode.
+func (s *frontEnd) leaderOnly(cl *clientConn, ci *commandInfo, args [][]byte) bool {
+	low := s.reads.forClient(cl).level == consistencyLow
+	switch {
+	case ci.isBlockingCall(args):
+		return !(ci.kind == kindRead && low)
+	case ci.subscribe:
+		return false
+	case ci.kind == kindWrite:
+		return true
+	case ci.kind == kindRead:
+		return !low
+	case ci.kind == kindLocal:
+		return false
+	}
+	return ci.relay == relayAlways || (ci.relay == relayAsRead && !low)
 }

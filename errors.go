@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"net"
 
 	"github.com/redraft/redraft/internal/resp"
 )
@@ -9,16 +11,18 @@ import (
 // The layers below the front end return typed errors (raft.go: a
 // *NotLeaderError with the leader's address, ErrNoLeader, ErrTimeout,
 // ErrLeadershipLost); only the front end turns them into replies, here.
+// In cluster mode (cluster.go) a request's redirects become Redis
+// Cluster's first (clusterMode.redirect), and are answered here too.
 
-// repliesOrError returns replies, or n copies of err's reply.
-func repliesOrError(n int, replies [][]byte, err error) [][]byte {
+// repliesOrError returns replies, or for each command of run the reply to
+// err (in cluster mode a redirect names each command's own slot).
+func repliesOrError(c *clusterMode, run []resp.Command, replies [][]byte, err error) [][]byte {
 	if err == nil {
 		return replies
 	}
-	out := make([][]byte, n)
-	reply := errorReply(err)
-	for i := range out {
-		out[i] = reply
+	out := make([][]byte, len(run))
+	for i, cmd := range run {
+		out[i] = c.errorReply(err, cmd.Args)
 	}
 	return out
 }
@@ -27,7 +31,14 @@ func repliesOrError(n int, replies [][]byte, err error) [][]byte {
 // client expects. It is the only place that knows these replies.
 func errorReply(err error) []byte {
 	var nl *NotLeaderError
+	var moved *movedError
 	switch {
+	case errors.As(err, &moved):
+		return resp.Error(fmt.Sprintf("MOVED %d %s", moved.slot, movedTarget(moved.leader)))
+	case errors.Is(err, errCrossSlot):
+		return resp.Error("CROSSSLOT Keys in request don't hash to the same slot")
+	case errors.Is(err, errClusterDown):
+		return resp.Error("CLUSTERDOWN The cluster is down")
 	case errors.As(err, &nl):
 		return resp.Error("TRY " + nl.Leader)
 	case errors.Is(err, ErrNoLeader):
@@ -38,4 +49,14 @@ func errorReply(err error) []byte {
 		return resp.Error("ERR leadership changed before the write was acknowledged; it may or may not have been applied")
 	}
 	return resp.Error("ERR " + err.Error())
+}
+
+// movedTarget is the leader's address as -MOVED names it: host:port, the
+// host without brackets (Redis prints "::1:7000" for IPv6).
+func movedTarget(leader string) string {
+	host, port, err := net.SplitHostPort(leader)
+	if err != nil {
+		return leader
+	}
+	return host + ":" + port
 }

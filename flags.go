@@ -32,6 +32,7 @@ type options struct {
 	snapshotInterval  time.Duration
 	maxMemory         int64
 	followerProxy     bool
+	clusterMode       bool
 	pprof             string
 	maxClients        int
 	idleTimeout       int // seconds
@@ -101,6 +102,9 @@ func declareOptions(s *conf.Set, c *options) {
 			Help: "Reads: low (any node, may be stale), medium (the leader), high (linearizable).", Value: consistencyValue{&c.consistency}},
 		{Name: "follower-proxy", Group: conf.Client,
 			Help: "Followers relay writes, and reads they may not serve, to the leader instead of answering -TRY.", Value: conf.Bool(&c.followerProxy, false)},
+		{Name: "cluster-mode", Group: conf.Client,
+			Help:  "Speak the Redis Cluster protocol: the group is one shard owning all 16384 slots, the leader its master; followers answer -MOVED, CLUSTER SLOTS/SHARDS/NODES describe the members, database 0 only. Excludes --follower-proxy.",
+			Value: conf.Bool(&c.clusterMode, false)},
 		{Name: "maxclients", Group: conf.Client, Example: "50000",
 			Help: "Most clients connected at once; more are refused with Redis's error.", Value: conf.IntRange(&c.maxClients, 10000, 1, 1<<20)},
 		{Name: "timeout", Group: conf.Client, Arg: "seconds", Example: "300",
@@ -180,6 +184,9 @@ func parseConfig(args, environ []string, version func() string) (*options, *conf
 	}
 	if err := c.checkSecurity(); err != nil {
 		return nil, s, err
+	}
+	if c.clusterMode && c.followerProxy {
+		return nil, s, errors.New("--cluster-mode and --follower-proxy are exclusive: Redis Cluster clients follow -MOVED to the leader themselves")
 	}
 	return c, s, nil
 }

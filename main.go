@@ -228,9 +228,15 @@ func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Supervisor, tbl *c
 		pool: pool, lanes: lanes,
 		index: &readIndexer{node: n, fsm: f},
 	}
-	s.block = &blocker{proposer: s.proposer, reads: s.reads, node: n, waiters: newWaiterSet()}
 	s.scripts = &scriptWatch{fsm: f, node: n, proposer: s.proposer, child: proc, log: log.With("src", "scripts"), wall: wallClockMS}
 	s.reads.scripts = s.scripts
+	if cfg.clusterMode {
+		s.cluster = &clusterMode{node: n, tbl: tbl}
+		stale := *s.reads
+		stale.level = consistencyLow
+		s.reads.stale = &stale
+	}
+	s.block = &blocker{proposer: s.proposer, reads: s.reads, node: n, waiters: newWaiterSet(), cluster: s.cluster}
 	f.setTouchHook(touchHook{wanted: s.block.waiters.active, report: s.block.waiters.touched})
 	return s
 }

@@ -31,6 +31,7 @@ type frontEnd struct {
 	proposer *proposer
 	reads    *readPath
 	cmds     *commandTable
+	cluster  *clusterMode // --cluster-mode (cluster.go); nil when off
 	child    *child.Supervisor
 	block    *blocker
 	relay    *leaderRelay
@@ -274,11 +275,11 @@ func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 			i++
 			continue
 		}
-		r := s.route(ci, args)
+		r := s.route(cl, ci, args)
 		switch r {
 		case routeWrite, routeRead, routeRelay:
 			j := i + 1
-			for j < len(cmds) && s.route(s.cmds.lookup(cmds[j].Args), cmds[j].Args) == r {
+			for j < len(cmds) && s.route(cl, s.cmds.lookup(cmds[j].Args), cmds[j].Args) == r {
 				j++
 			}
 			for _, reply := range s.run(ctx, cl, r, cmds[i:j]) {
@@ -287,7 +288,11 @@ func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 			i = j
 			continue
 		case routeError:
-			cl.reply(s.check(ci, args))
+			reply := s.check(cl, ci, args)
+			if reply == nil {
+				continue // it passes now (this node's role changed): route it again
+			}
+			cl.reply(reply)
 		case routeLocal:
 			cl.reply(s.reads.local(ctx, cl.db, args))
 		case routeBlock:
@@ -316,10 +321,10 @@ func (s *frontEnd) run(ctx context.Context, cl *clientConn, r route, run []resp.
 			cmds[i] = entryCmd{DB: cl.db, Args: c.Args}
 		}
 		replies, err := s.proposer.write(ctx, cmds)
-		return repliesOrError(len(run), replies, err)
+		return repliesOrError(s.cluster, run, replies, err)
 	case routeRead:
-		replies, err := s.reads.run(ctx, cl.db, run)
-		return repliesOrError(len(run), replies, err)
+		replies, err := s.reads.forClient(cl).run(ctx, cl.db, run)
+		return repliesOrError(s.cluster, run, replies, err)
 	}
 	args := make([][][]byte, len(run))
 	for i, c := range run {

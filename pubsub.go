@@ -69,6 +69,10 @@ func (s *frontEnd) subscribe(_ context.Context, cl *clientConn, args [][]byte) [
 func (s *frontEnd) subscribedCommand(cl *clientConn, args [][]byte) bool {
 	sub := cl.sub
 	name := command.Lower(args[0])
+	if reply := s.clusterRedirect(cl, s.cmds.lookup(args), args); reply != nil {
+		// Redis Cluster redirects before it looks at subscriber mode.
+		return sub.send([][]byte{[]byte("PING"), []byte(sub.marker(reply))})
+	}
 	switch {
 	case name == "quit":
 		sub.endWith(resp.OK, &sub.quit)

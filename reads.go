@@ -61,6 +61,18 @@ type readPath struct {
 	tbl      *commandTable
 	wall     func() int64
 	scripts  *scriptWatch // read-only scripts run under its watch
+	// stale is this path at --consistency low, for READONLY connections
+	// (cluster mode); nil when cluster mode is off.
+	stale *readPath
+}
+
+// forClient is the read path of cl's reads: a READONLY connection (cluster
+// mode) reads as --consistency low does, on any node.
+func (r *readPath) forClient(cl *clientConn) *readPath {
+	if r.stale != nil && cl != nil && cl.readOnly.Load() {
+		return r.stale
+	}
+	return r
 }
 
 // run serves a run of reads in db: one consistency check, one round trip.
@@ -94,12 +106,12 @@ func (s *readScripts) note(name string) {
 
 // ttl answers TTL, PTTL, EXPIRETIME or PEXPIRETIME of key against the local
 // clock (deadlines are stored shifted in the child).
-func (r *readPath) ttl(ctx context.Context, db int, name string, key []byte) []byte {
+func (r *readPath) ttl(ctx context.Context, db int, name string, key []byte) ([]byte, error) {
 	replies, err := r.steps(ctx, db, []redisconn.Step{{Args: ttlCommand(name, key, r.wall())}}, true)
 	if err != nil {
-		return errorReply(err)
+		return nil, err
 	}
-	return replies[0]
+	return replies[0], nil
 }
 
 // local runs one command on a child connection with no consistency check.

@@ -30,7 +30,7 @@ func (s *frontEnd) multi(_ context.Context, cl *clientConn, _ [][]byte) []byte {
 
 // queue checks a command sent inside MULTI and queues it.
 func (s *frontEnd) queue(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
-	reply := s.check(ci, args)
+	reply := s.check(cl, ci, args)
 	if reply == nil && ci.Name == "config|set" {
 		// Inside MULTI the child runs it on every node: replicated
 		// parameters only.
@@ -72,6 +72,12 @@ func (s *frontEnd) exec(ctx context.Context, cl *clientConn, _ [][]byte) []byte 
 		return resp.Error("ERR EXEC without MULTI")
 	}
 	cl.setTx(nil)
+	if reply := s.clusterExec(tx); reply != nil {
+		if cl.watching {
+			s.unwatch(ctx, cl)
+		}
+		return reply
+	}
 	if tx.dirty || len(tx.queue) == 0 {
 		if cl.watching {
 			s.unwatch(ctx, cl)
@@ -93,7 +99,7 @@ func (s *frontEnd) exec(ctx context.Context, cl *clientConn, _ [][]byte) []byte 
 	}
 	replies, err := s.proposer.write(ctx, []entryCmd{{DB: cl.db, Args: execArgs, Sub: tx.queue}})
 	if err != nil {
-		return errorReply(err)
+		return s.cluster.errorReply(err, argsOf(tx.queue)...)
 	}
 	if reply := replies[0]; len(reply) > 0 && reply[0] == '*' {
 		for _, c := range tx.queue {
@@ -126,7 +132,7 @@ func (s *frontEnd) watch(ctx context.Context, cl *clientConn, args [][]byte) []b
 	watchArgs := append([][]byte{[]byte(cmdWatch), []byte(watchID(s.node.id, s.epoch, cl.id))}, keys...)
 	replies, err := s.proposer.write(ctx, []entryCmd{{DB: cl.db, Args: watchArgs}})
 	if err != nil {
-		return errorReply(err)
+		return s.cluster.errorReply(err, args)
 	}
 	if string(replies[0]) == string(resp.OK) {
 		cl.watching = true
