@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/redraft/redraft/internal/command"
 	"github.com/redraft/redraft/internal/resp"
@@ -36,10 +35,6 @@ import (
 type clusterMode struct {
 	node *raftNode
 	tbl  *commandTable
-	// lastLeader is the leader this node knew last: the topology still
-	// shows it as the master while no leader is known (an election), as
-	// Redis Cluster shows a failed master until a replica replaces it.
-	lastLeader atomic.Pointer[string]
 }
 
 // clusterSlots is the number of hash slots of Redis Cluster.
@@ -125,20 +120,8 @@ func (c *clusterMode) leaderElsewhere() (string, bool) {
 	if c.node.isLeader() {
 		return "", false
 	}
-	addr := c.leaderNow()
-	return addr, addr != "" && addr != c.node.id
-}
-
-// leaderNow is the current leader's address ("" when none is known), noted
-// as the last known leader.
-func (c *clusterMode) leaderNow() string {
 	addr := c.node.leaderAddr()
-	if addr != "" {
-		if last := c.lastLeader.Load(); last == nil || *last != addr {
-			c.lastLeader.Store(&addr)
-		}
-	}
-	return addr
+	return addr, addr != "" && addr != c.node.id
 }
 
 // redirect turns the layers' "not here" errors into cluster mode's for a
@@ -180,6 +163,10 @@ func (s *frontEnd) clusterRedirect(cl *clientConn, ci *commandInfo, args [][]byt
 	slot, ok := c.slotOf(args)
 	if !ok {
 		return errorReply(errCrossSlot)
+	}
+	if len(command.Keys(ci.Info, args)) == 0 && s.clusterRefusal(ci, args) != nil {
+		// Refused on every node (SWAPDB): no use sending it to the leader.
+		return nil
 	}
 	if leader, away := c.leaderElsewhere(); away && s.leaderOnly(cl, ci, args) {
 		return errorReply(&movedError{slot: slot, leader: leader})

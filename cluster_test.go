@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -37,8 +39,16 @@ func clusterOptions() *options {
 func startClusterRedis(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
+	// The cluster bus port would be the port + 10000, past 65535 for a
+	// high ephemeral port: give it one of its own.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
 	addr := startRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", dir+"/nodes.conf",
-		"--cluster-announce-ip", "127.0.0.1")
+		"--cluster-announce-ip", "127.0.0.1", "--cluster-port", bus)
 	c := dialTest(t, addr)
 	if got := c.do("CLUSTER ADDSLOTSRANGE 0 16383\r\n"); got != "+OK\r\n" {
 		t.Fatalf("ADDSLOTSRANGE: %q", got)

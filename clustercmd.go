@@ -56,14 +56,8 @@ func (s *frontEnd) shard() (*shard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the Raft configuration: %w", err)
 	}
-	leader := s.cluster.leaderNow()
-	master := leader
-	if master == "" {
-		if last := s.cluster.lastLeader.Load(); last != nil {
-			master = *last
-		}
-	}
-	sh := &shard{ok: leader != "", offset: int64(s.fsm.appliedIndex())}
+	master := s.node.lastLeaderAddr()
+	sh := &shard{ok: s.node.leaderAddr() != "", offset: int64(s.fsm.appliedIndex())}
 	sh.epoch, _ = strconv.ParseUint(s.node.stats()["term"], 10, 64)
 	for _, srv := range servers {
 		m := shardMember{id: clusterNodeID(string(srv.ID)), master: string(srv.Address) == master, myself: string(srv.ID) == s.node.id}

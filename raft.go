@@ -40,6 +40,10 @@ type raftNode struct {
 	closers   []io.Closer
 	stop      chan struct{} // closed by close: ends the durability loops
 
+	// lastLeader is the address of the last leader this node knew (nil
+	// before any): it stays through an election, while no leader is known.
+	lastLeader atomic.Pointer[string]
+
 	readyMu   sync.Mutex
 	ready     chan struct{} // closed once a new leader has applied its barrier
 	isReady   bool
@@ -113,7 +117,47 @@ func newNode(opts raftOptions, f *fsm, layer raft.StreamLayer, log *slog.Logger)
 	}
 	n.raft = r
 	go n.watchLeadership()
+	go n.noteLeaders()
 	return n, hasState, nil
+}
+
+// noteLeaders keeps lastLeader: every leader Raft reports, until close.
+func (n *raftNode) noteLeaders() {
+	ch := make(chan raft.Observation, 16)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(obs)
+	defer n.raft.DeregisterObserver(obs)
+	n.noteLeader(n.leaderAddr())
+	for {
+		select {
+		case <-n.stop:
+			return
+		case o := <-ch:
+			n.noteLeader(string(o.Data.(raft.LeaderObservation).LeaderAddr))
+		}
+	}
+}
+
+// noteLeader records addr as the last leader known, unless it is empty.
+func (n *raftNode) noteLeader(addr string) {
+	if addr != "" {
+		n.lastLeader.Store(&addr)
+	}
+}
+
+// lastLeaderAddr is the last leader this node knew: the current one, or
+// during an election the one before it; "" if it never knew one.
+func (n *raftNode) lastLeaderAddr() string {
+	if addr := n.leaderAddr(); addr != "" {
+		return addr
+	}
+	if p := n.lastLeader.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // openStores opens the log and stable stores of the chosen backend.
