@@ -37,6 +37,7 @@ func TestClusterMode(t *testing.T) {
 	t.Run("Topology", e.topology)
 	t.Run("FollowerRedirects", e.followerRedirects)
 	t.Run("RedisCliFollowsMoved", e.redisCliFollowsMoved)
+	t.Run("GoRedisDefaultOptions", e.goRedisDefaultOptions)
 	t.Run("ReadOnlyReadsOnFollowers", e.readOnlyReadsOnFollowers)
 	t.Run("GoRedisThroughLeaderKill", e.goRedisThroughLeaderKill)
 	t.Run("RedisPyThroughLeaderKill", e.redisPyThroughLeaderKill)
@@ -216,6 +217,43 @@ func cliThroughEvery(t *testing.T, prefix string, nodes []*Node, leader *Node) {
 		mustEqual(t, "redis-cli -c GET via "+n.String(), cli(t, n.Port, "-c", "GET", key), "via-"+n.Name)
 		mustEqual(t, "GET on the leader", leader.MustDo("GET", key), "via-"+n.Name)
 	}
+}
+
+// goRedisDefaultOptions: the README's go-redis example, a ClusterClient
+// with default options (its own protocol handshake) but a 1 s topology
+// reload, given one follower's address: it discovers the shard, writes
+// (on the leader) and reads back, also a pipeline and a transaction.
+func (e *clusterModeEnv) goRedisDefaultOptions(t *testing.T) {
+	leader := waitLeader(t, e.nodes...)
+	cc := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:                      []string{others(e.nodes, leader)[0].Addr},
+		ClusterStateReloadInterval: time.Second,
+	})
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*cmdTimeout)
+	defer cancel()
+	if err := cc.Set(ctx, "defaults:k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	if v, err := cc.Get(ctx, "defaults:k").Result(); err != nil || v != "v" {
+		t.Fatalf("GET: %q, %v", v, err)
+	}
+	if _, err := cc.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Incr(ctx, "defaults:{n}a")
+		p.Incr(ctx, "defaults:b")
+		return nil
+	}); err != nil {
+		t.Fatalf("pipeline: %v", err)
+	}
+	if _, err := cc.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Incr(ctx, "defaults:{n}a")
+		p.Incr(ctx, "defaults:{n}b")
+		return nil
+	}); err != nil {
+		t.Fatalf("transaction: %v", err)
+	}
+	mustEqual(t, "counters on the leader", fmt.Sprint(leader.MustDo("MGET", "defaults:{n}a", "defaults:{n}b")), "[2 1]")
+	mustEqual(t, "counter on the leader", leader.MustDo("GET", "defaults:b"), "1")
 }
 
 // getCalls is how many GETs n's child has run (INFO commandstats): reads
