@@ -1,7 +1,7 @@
 # redraft: see README.md.
 GO ?= go
 
-.PHONY: all build test unit fuzz cluster bench vet run clean release docker
+.PHONY: all build test unit fuzz cluster torture bench vet run clean release docker
 
 # Version stamped into the binary (internal/version). Override on the
 # command line or in the environment, e.g. make release VERSION=v1.2.0.
@@ -63,6 +63,14 @@ unit:
 cluster:
 	$(GO) test -count=1 -p 1 -timeout 20m -v ./tests/
 
+# Long fault runs: the linearizability check under faults for 10 minutes and
+# the crash-recovery loops 40 times. A failing run leaves porcupine's
+# visualization, the history and the node logs under torture-out/.
+torture:
+	mkdir -p torture-out
+	REDRAFT_LIN_DURATION=10m REDRAFT_CRASH_LOOPS=40 $(GO) test -count=1 -p 1 -timeout 90m -v \
+		-run 'TestLinearizability|TestCrash' -artifacts -outputdir $(CURDIR)/torture-out ./tests/
+
 bench: build
 	./bench/run.sh
 
@@ -70,4 +78,4 @@ run: build
 	./redraft
 
 clean:
-	rm -rf redraft data data2 data3 dist
+	rm -rf redraft data data2 data3 dist torture-out

@@ -90,7 +90,7 @@ func declareOptions(s *conf.Set, c *options) {
 		{Name: "port", Synonyms: []string{"p"}, Group: conf.Cluster, Example: "7482",
 			Help: "TCP port shared by Redis clients and Raft peers.", Value: conf.IntRange(&c.port, 7481, 1, 65535)},
 		{Name: "bind", Group: conf.Cluster, Arg: "ip", Example: "0.0.0.0",
-			Help: "Address to listen on (0.0.0.0 for every interface).", Value: conf.String(&c.bind, "127.0.0.1")},
+			Help: "Address to listen on (0.0.0.0 for every interface); a specific IP is also where connections to other nodes leave from.", Value: conf.String(&c.bind, "127.0.0.1")},
 		{Name: "advertise", Group: conf.Cluster, Arg: "host:port", DefaultText: "127.0.0.1:PORT", Example: "10.0.0.1:7481",
 			Help:  "Address other nodes and clients use to reach this node; it is also the node's Raft ID and the address in -TRY replies.",
 			Value: conf.String(&c.advertise, "")},

@@ -94,9 +94,13 @@ func newNode(opts raftOptions, f *fsm, layer raft.StreamLayer, log *slog.Logger)
 	if err != nil {
 		return nil, false, err
 	}
+	removeTempSnapshots(opts.dir, log)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(opts.dir, "snapshots"), 2, hlog)
 	if err != nil {
 		return nil, false, fmt.Errorf("open snapshot store: %w", err)
+	}
+	if err := checkStores(opts.dir, opts.backend, logs, snaps); err != nil {
+		return nil, false, err
 	}
 	hasState, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
@@ -111,7 +115,7 @@ func newNode(opts raftOptions, f *fsm, layer raft.StreamLayer, log *slog.Logger)
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: layer, MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog,
 	})
-	r, err := raft.NewRaft(cfg, f, logs, stable, snaps, n.transport)
+	r, err := newRaft(opts.dir, cfg, f, logs, stable, snaps, n.transport)
 	if err != nil {
 		return nil, false, fmt.Errorf("start raft: %w", err)
 	}
@@ -160,6 +164,19 @@ func (n *raftNode) lastLeaderAddr() string {
 	return ""
 }
 
+// newRaft is raft.NewRaft, with a panic (hashicorp/raft panics on some
+// entries it cannot read while restoring) turned into the damaged-data
+// error of the start-up checks.
+func newRaft(dataDir string, cfg *raft.Config, f *fsm, logs raft.LogStore, stable raft.StableStore,
+	snaps raft.SnapshotStore, trans raft.Transport) (r *raft.Raft, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r, err = nil, damagedError(dataDir, "starting Raft on the data in %s failed: %v", dataDir, p)
+		}
+	}()
+	return raft.NewRaft(cfg, f, logs, stable, snaps, trans)
+}
+
 // openStores opens the log and stable stores of the chosen backend.
 func (n *raftNode) openStores(opts raftOptions) (raft.LogStore, raft.StableStore, error) {
 	switch opts.backend {
@@ -171,7 +188,10 @@ func (n *raftNode) openStores(opts raftOptions) (raft.LogStore, raft.StableStore
 		vfs := &syncPolicyVFS{VFS: fs.New(), mode: opts.durability}
 		w, err := wal.Open(dir, wal.WithSegmentFiler(segment.NewFiler(dir, vfs)))
 		if err != nil {
-			return nil, nil, fmt.Errorf("open wal: %w", err)
+			if isIOError(err) {
+				return nil, nil, fmt.Errorf("open wal in %s: %w", dir, err)
+			}
+			return nil, nil, damagedError(opts.dir, "the Raft log in %s (its segment files or wal-meta.db) cannot be opened: %v", dir, err)
 		}
 		n.closers = append(n.closers, w)
 		if opts.durability == "medium" {
@@ -184,7 +204,11 @@ func (n *raftNode) openStores(opts raftOptions) (raft.LogStore, raft.StableStore
 			NoSync: opts.durability != "high",
 		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("open bolt: %w", err)
+			path := filepath.Join(opts.dir, "raft.db")
+			if isIOError(err) {
+				return nil, nil, fmt.Errorf("open bolt %s: %w", path, err)
+			}
+			return nil, nil, damagedError(opts.dir, "the Raft log %s cannot be opened: %v", path, err)
 		}
 		n.closers = append(n.closers, b)
 		if opts.durability == "medium" {

@@ -23,6 +23,7 @@ type security struct {
 	identity *peer.Identity
 	refusals *peer.RefusalLog
 	peers    *peer.Config
+	source   net.IP // where peer streams leave from (peerSource)
 }
 
 // refusalInterval is how often a refused address is logged again.
@@ -35,7 +36,7 @@ const certCheckInterval = 2 * time.Second
 // cluster identity file in dir (kept in memory with -backend inmem, whose
 // Raft state is not kept either).
 func newSecurity(cfg *options, dir string, log *slog.Logger) (*security, error) {
-	sec := &security{refusals: peer.NewRefusalLog(log.With("src", "peers"), refusalInterval)}
+	sec := &security{refusals: peer.NewRefusalLog(log.With("src", "peers"), refusalInterval), source: peerSource(cfg.bind)}
 	list, err := cfg.clusterSecrets()
 	if err != nil {
 		return nil, err
@@ -76,9 +77,22 @@ func (sec *security) muxOptions() mux.Options {
 	return mux.Options{TLS: sec.tls, Peers: sec.peers, Refusals: sec.refusals}
 }
 
-// dialer opens this node's authenticated streams to its peers.
+// dialer opens this node's authenticated streams to its peers: Raft,
+// -join and --follower-proxy relays.
 func (sec *security) dialer() *mux.Dialer {
-	return &mux.Dialer{TLS: sec.tls, Peers: sec.peers, Refusals: sec.refusals}
+	return &mux.Dialer{TLS: sec.tls, Peers: sec.peers, Refusals: sec.refusals, Source: sec.source}
+}
+
+// peerSource is the address streams to other nodes leave from: -bind when
+// it is a specific IP, so that a peer sees this node's own address as the
+// source (a node bound to 127.0.0.11 is told apart from one bound to
+// 127.0.0.12, by a firewall or the tests' fault-injecting proxy); nil for
+// 0.0.0.0, :: or a host name, where the system chooses.
+func peerSource(bind string) net.IP {
+	if ip := net.ParseIP(bind); ip != nil && !ip.IsUnspecified() {
+		return ip
+	}
+	return nil
 }
 
 // watchCertificates reloads the TLS files when they change, until ctx ends.

@@ -13,4 +13,11 @@
 //	REDRAFT_BIN            use this prebuilt binary instead of building one
 //	REDRAFT_TEST_LOGLEVEL  pass -loglevel to every node (default: binary's default)
 //	REDRAFT_TEST_KEEP      keep the node directories and logs after the run
+//	REDRAFT_LIN_DURATION   how long TestLinearizability injects faults at least (default: one of each kind)
+//	REDRAFT_CRASH_LOOPS    rounds of TestCrashTruncatedTail and TestCrashKillAtRandomMoments
+//
+// The fault tests (netfault_test.go and the tests that use it) wire every
+// node's peer traffic through a fault-injecting proxy on loopback; make
+// torture runs the linearizability check and the crash loops for longer
+// (see the Makefile).
 package tests

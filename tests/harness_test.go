@@ -146,14 +146,20 @@ type nodeOpts struct {
 	NoWait      bool     // don't wait for the node to answer PING
 	Password    string   // the node's clients authenticate with it (go-redis Password)
 	TLS         *tls.Config
+	// Bind is the -bind IP ("" = 127.0.0.1); the node listens on Bind:Port.
+	Bind string
+	// Advertise is -advertise, the address peers and clients dial (through
+	// a proxy, for example); "" = 127.0.0.1:Port, the default.
+	Advertise string
 }
 
 // Node is one redraft process under test (plus its restarts).
 type Node struct {
 	t       testing.TB
 	Name    string
-	Port    int
-	Addr    string // "127.0.0.1:PORT" = raft node ID and advertise address
+	Port    int    // -p, the port the process listens on (at nodeOpts.Bind)
+	Addr    string // advertise address = raft node ID, what clients dial ("127.0.0.1:PORT" unless nodeOpts.Advertise)
+	Listen  string // where the process itself listens (-bind:-p)
 	Dir     string // -dir
 	LogPath string // combined stdout/stderr of every incarnation
 	args    []string
@@ -184,17 +190,26 @@ func startNode(t testing.TB, o nodeOpts) *Node {
 	if name == "" {
 		name = fmt.Sprintf("n%d", port)
 	}
+	bind := o.Bind
+	if bind == "" {
+		bind = "127.0.0.1"
+	}
 	n := &Node{
 		t:        t,
 		Name:     name,
 		Port:     port,
 		Addr:     fmt.Sprintf("127.0.0.1:%d", port),
+		Listen:   net.JoinHostPort(bind, strconv.Itoa(port)),
 		Dir:      filepath.Join(root, name),
 		LogPath:  filepath.Join(root, name+".log"),
 		password: o.Password,
 		tlsConf:  o.TLS,
 	}
-	n.args = []string{"-bind", "127.0.0.1", "-p", strconv.Itoa(port), "-dir", n.Dir}
+	n.args = []string{"-bind", bind, "-p", strconv.Itoa(port), "-dir", n.Dir}
+	if o.Advertise != "" {
+		n.Addr = o.Advertise
+		n.args = append(n.args, "-advertise", o.Advertise)
+	}
 	if o.Join != "" {
 		n.args = append(n.args, "-join", o.Join)
 	}
@@ -292,7 +307,12 @@ func newClient(addr string, db int) *redis.Client {
 
 // newClientWith is newClient with a password and a TLS configuration.
 func newClientWith(addr string, db int, password string, tlsConf *tls.Config) *redis.Client {
-	return redis.NewClient(&redis.Options{
+	return redis.NewClient(clientOptions(addr, db, password, tlsConf))
+}
+
+// clientOptions are the go-redis options of newClientWith.
+func clientOptions(addr string, db int, password string, tlsConf *tls.Config) *redis.Options {
+	return &redis.Options{
 		Password:                 password,
 		TLSConfig:                tlsConf,
 		Addr:                     addr,
@@ -305,7 +325,7 @@ func newClientWith(addr string, db int, password string, tlsConf *tls.Config) *r
 		WriteTimeout:             cmdTimeout,
 		PoolSize:                 4,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
+	}
 }
 
 // Client is the node's go-redis client (db 0), valid for the current
@@ -436,6 +456,14 @@ func (n *Node) Resume() { n.t.Helper(); n.signal(syscall.SIGCONT) }
 // previous one must have exited) and waits for PING.
 func (n *Node) Restart() {
 	n.t.Helper()
+	n.RestartNoWait()
+	n.waitUp()
+}
+
+// RestartNoWait is Restart without waiting for PING (for a start that may
+// fail).
+func (n *Node) RestartNoWait() {
+	n.t.Helper()
 	if n.Running() {
 		n.t.Fatalf("%s: Restart while still running", n)
 	}
@@ -447,7 +475,6 @@ func (n *Node) Restart() {
 	n.waitChildrenGone(exitTimeout)
 	n.t.Logf("%s: restart", n)
 	n.launch()
-	n.waitUp()
 }
 
 // cleanup kills the node process if still running, then any redis-server
@@ -613,36 +640,44 @@ func waitLeader(t testing.TB, nodes ...*Node) *Node {
 	t.Helper()
 	var leader *Node
 	eventually(t, leaderTimeout, func() error {
-		live := running(nodes)
-		if len(live) == 0 {
-			return stopPolling(errors.New("no running nodes"))
-		}
-		var leaders []*Node
-		for _, n := range live {
-			st, err := n.Do("RAFTSTATE")
-			if err != nil {
-				return fmt.Errorf("%s RAFTSTATE: %v", n, err)
-			}
-			if st == "Leader" {
-				leaders = append(leaders, n)
-			}
-		}
-		if len(leaders) != 1 {
-			return fmt.Errorf("%d nodes report Leader (%v)", len(leaders), leaders)
-		}
-		for _, n := range live {
-			l, err := n.Do("RAFTLEADER")
-			if err != nil {
-				return fmt.Errorf("%s RAFTLEADER: %v", n, err)
-			}
-			if l != leaders[0].Addr {
-				return fmt.Errorf("%s RAFTLEADER = %v, want %s", n, l, leaders[0].Addr)
-			}
-		}
-		leader = leaders[0]
-		return nil
+		var err error
+		leader, err = agreedLeader(nodes)
+		return err
 	})
 	return leader
+}
+
+// agreedLeader returns the one running node of nodes that reports RAFTSTATE
+// Leader, if every running node's RAFTLEADER names it; otherwise an error
+// (stopPolling when no node runs).
+func agreedLeader(nodes []*Node) (*Node, error) {
+	live := running(nodes)
+	if len(live) == 0 {
+		return nil, stopPolling(errors.New("no running nodes"))
+	}
+	var leaders []*Node
+	for _, n := range live {
+		st, err := n.Do("RAFTSTATE")
+		if err != nil {
+			return nil, fmt.Errorf("%s RAFTSTATE: %v", n, err)
+		}
+		if st == "Leader" {
+			leaders = append(leaders, n)
+		}
+	}
+	if len(leaders) != 1 {
+		return nil, fmt.Errorf("%d nodes report Leader (%v)", len(leaders), leaders)
+	}
+	for _, n := range live {
+		l, err := n.Do("RAFTLEADER")
+		if err != nil {
+			return nil, fmt.Errorf("%s RAFTLEADER: %v", n, err)
+		}
+		if l != leaders[0].Addr {
+			return nil, fmt.Errorf("%s RAFTLEADER = %v, want %s", n, l, leaders[0].Addr)
+		}
+	}
+	return leaders[0], nil
 }
 
 // digest is a parsed RAFTDIGEST reply.
@@ -677,25 +712,32 @@ func waitApplied(t testing.TB, nodes ...*Node) digest {
 	t.Helper()
 	var d digest
 	eventually(t, appliedTimeout, func() error {
-		live := running(nodes)
-		var first digest
-		for i, n := range live {
-			got, err := raftDigest(n)
-			if err != nil {
-				return fmt.Errorf("%s: %v", n, err)
-			}
-			if i == 0 {
-				first = got
-				continue
-			}
-			if got != first {
-				return fmt.Errorf("%s RAFTDIGEST %+v != %s %+v", n, got, live[0], first)
-			}
-		}
-		d = first
-		return nil
+		var err error
+		d, err = sameDigest(nodes)
+		return err
 	})
 	return d
+}
+
+// sameDigest returns the RAFTDIGEST that every running node of nodes
+// reports, or an error if they differ (in applied index or digest).
+func sameDigest(nodes []*Node) (digest, error) {
+	live := running(nodes)
+	var first digest
+	for i, n := range live {
+		got, err := raftDigest(n)
+		if err != nil {
+			return digest{}, fmt.Errorf("%s: %v", n, err)
+		}
+		if i == 0 {
+			first = got
+			continue
+		}
+		if got != first {
+			return digest{}, fmt.Errorf("%s RAFTDIGEST %+v != %s %+v", n, got, live[0], first)
+		}
+	}
+	return first, nil
 }
 
 // raftStats returns RAFTSTATS as a map.

@@ -330,12 +330,20 @@ type Dialer struct {
 	TLS      *tlsconf.Store
 	Peers    *peer.Config
 	Refusals *peer.RefusalLog
+	// Source is the IP address the streams leave from (nil: the system
+	// chooses), so that the other side, a firewall or a fault-injecting
+	// proxy sees this node's own address as the source.
+	Source net.IP
 }
 
 // Dial opens a stream to the node at address for purpose, within timeout.
 func (d *Dialer) Dial(address string, purpose peer.Purpose, timeout time.Duration) (net.Conn, error) {
 	deadline := time.Now().Add(timeout)
-	c, err := net.DialTimeout("tcp", address, timeout)
+	nd := net.Dialer{Timeout: timeout}
+	if d.Source != nil {
+		nd.LocalAddr = &net.TCPAddr{IP: d.Source}
+	}
+	c, err := nd.Dial("tcp", address)
 	if err != nil {
 		return nil, fmt.Errorf("dial peer %s: %w", address, err)
 	}

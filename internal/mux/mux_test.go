@@ -440,6 +440,31 @@ func TestStreamLayerDialReachesRaftListener(t *testing.T) {
 	}
 }
 
+// TestDialerLeavesFromSource: with Source set, a peer stream leaves from
+// that address (the acceptor sees it as the remote address); without it,
+// the system's choice (127.0.0.1 for a loopback peer).
+func TestDialerLeavesFromSource(t *testing.T) {
+	m, addr := startMux(t)
+	for _, src := range []net.IP{net.IPv4(127, 0, 0, 23), nil} {
+		d := testDialer(t)
+		d.Source = src
+		c, err := d.Dial(addr, peer.PurposeRaft, 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial from %v: %v", src, err)
+		}
+		sc := acceptWithin(t, m.Raft(), 5*time.Second)
+		want := "127.0.0.1"
+		if src != nil {
+			want = src.String()
+		}
+		if got := sc.RemoteAddr().(*net.TCPAddr).IP.String(); got != want {
+			t.Errorf("Source %v: the stream arrived from %s, want %s", src, got, want)
+		}
+		sc.Close()
+		c.Close()
+	}
+}
+
 // FuzzMuxFirstBytes sends any bytes as the start of a connection: the mux
 // never panics or blocks, and goes on routing: a Raft stream and a client
 // opened afterwards both reach their listener.
