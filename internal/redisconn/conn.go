@@ -7,6 +7,7 @@ package redisconn
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"strconv"
@@ -112,11 +113,20 @@ func (c *Conn) ReadReply() ([]byte, error) {
 type Pool struct {
 	network, address string
 	idle             chan *Conn
+	setup            []string // a command each new connection runs first
 }
 
 // NewPool keeps up to size idle connections to network/address.
 func NewPool(network, address string, size int) *Pool {
 	return &Pool{network: network, address: address, idle: make(chan *Conn, size)}
+}
+
+// NewPoolWith is NewPool for connections that each run setup (such as
+// HELLO 3) when they are dialled; an error reply fails the dial.
+func NewPoolWith(network, address string, size int, setup ...string) *Pool {
+	p := NewPool(network, address, size)
+	p.setup = setup
+	return p
 }
 
 // Get returns an idle connection or dials a new one.
@@ -125,8 +135,25 @@ func (p *Pool) Get() (*Conn, error) {
 	case c := <-p.idle:
 		return c, nil
 	default:
-		return Dial(p.network, p.address, 5*time.Second)
+		return p.dial()
 	}
+}
+
+// dial opens a new connection and runs the setup command on it.
+func (p *Pool) dial() (*Conn, error) {
+	c, err := Dial(p.network, p.address, 5*time.Second)
+	if err != nil || len(p.setup) == 0 {
+		return c, err
+	}
+	raw, err := c.Do(p.setup...)
+	if err == nil && resp.ReplyIsError(raw) {
+		err = fmt.Errorf("%s: %s", p.setup[0], bytes.TrimSpace(raw))
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // Put returns a healthy connection to the pool (or closes it when full).

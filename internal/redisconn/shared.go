@@ -1,11 +1,14 @@
 package redisconn
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/redraft/redraft/internal/resp"
 )
 
 // Shared runs the calls of many goroutines over a few pipelined
@@ -21,6 +24,7 @@ import (
 type Shared struct {
 	network, address string
 	lanes            []*lane
+	setup            []string // a command each new connection runs first
 }
 
 // ErrSharedClosed is returned for calls made after Close.
@@ -34,6 +38,14 @@ func NewShared(network, address string, n int) *Shared {
 		s.lanes = append(s.lanes, l)
 		go l.writeLoop()
 	}
+	return s
+}
+
+// NewSharedWith is NewShared for connections that each run setup (such as
+// HELLO 3) when they are dialled; an error reply fails the dial.
+func NewSharedWith(network, address string, n int, setup ...string) *Shared {
+	s := NewShared(network, address, n)
+	s.setup = setup
 	return s
 }
 
@@ -163,7 +175,7 @@ func (l *lane) write(batch []*call) {
 		l.dropLocked()
 	}
 	if l.conn == nil {
-		conn, err := Dial(l.owner.network, l.owner.address, 5*time.Second)
+		conn, err := l.owner.dial()
 		if err != nil {
 			for _, c := range batch {
 				l.answer(c, nil, err)
@@ -244,6 +256,23 @@ func readCall(conn *Conn, c *call) ([][]byte, error) {
 		out[i] = raw
 	}
 	return out, nil
+}
+
+// dial opens a lane's connection and runs the setup command on it.
+func (s *Shared) dial() (*Conn, error) {
+	c, err := Dial(s.network, s.address, 5*time.Second)
+	if err != nil || len(s.setup) == 0 {
+		return c, err
+	}
+	raw, err := c.Do(s.setup...)
+	if err == nil && resp.ReplyIsError(raw) {
+		err = fmt.Errorf("%s: %s", s.setup[0], bytes.TrimSpace(raw))
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("shared connection setup: %w", err)
+	}
+	return c, nil
 }
 
 func (l *lane) reset() {

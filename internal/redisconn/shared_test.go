@@ -162,3 +162,33 @@ func TestSharedClosed(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+// TestSharedWithSetup: lanes of NewSharedWith run their setup command on
+// every connection they dial (HELLO 3: replies in RESP3), also after the
+// connection was lost; a setup the server refuses fails the calls.
+func TestSharedWithSetup(t *testing.T) {
+	sock, _ := startRedis(t)
+	s := NewSharedWith("unix", sock, 1, "HELLO", "3")
+	defer s.Close()
+	for round := range 2 {
+		out, err := s.Run(0, []Step{{Args: strs("GET", "missing")}, {Args: strs("HSET", "h", "f", "v")}, {Args: strs("HGETALL", "h")}})
+		if err != nil || string(out[0]) != "_\r\n" || string(out[2]) != "%1\r\n$1\r\nf\r\n$1\r\nv\r\n" {
+			t.Fatalf("round %d: %q, %v", round, out, err)
+		}
+		s.Reset()
+	}
+	bad := NewSharedWith("unix", sock, 1, "HELLO", "9")
+	defer bad.Close()
+	if out, err := bad.Run(0, []Step{{Args: strs("PING")}}); err == nil {
+		t.Fatalf("a refused setup: %q, no error", out)
+	}
+	p := NewPoolWith("unix", sock, 1, "HELLO", "3")
+	c, err := p.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw, err := c.Do("GET", "missing"); err != nil || string(raw) != "_\r\n" {
+		t.Errorf("pool connection: %q, %v", raw, err)
+	}
+	c.Close()
+}

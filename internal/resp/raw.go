@@ -200,3 +200,45 @@ func valueExtent(line []byte) (int64, error) {
 	}
 	return 0, badReply("type byte %q", line[0])
 }
+
+// BulkAsDouble turns a bulk string holding a double as redis-server
+// prints it for RESP2 ("%.17g", "inf", "-inf") into the RESP3 double with
+// the same text, which is what redis-server prints for RESP3. ok is false
+// when raw is not a bulk string of a number.
+func BulkAsDouble(raw []byte) (out []byte, ok bool) {
+	if len(raw) == 0 || raw[0] != '$' {
+		return nil, false
+	}
+	text, ok := ReplyString(raw)
+	if !ok {
+		return nil, false
+	}
+	if _, err := parseDouble([]byte(text)); err != nil || text == "" {
+		return nil, false
+	}
+	return append(append([]byte{','}, text...), '\r', '\n'), true
+}
+
+// Rebuild writes items (raw replies, as ArrayItems returns them) under a
+// header of the same type as the aggregate raw: an array, set or push of
+// len(items) elements, or a map of len(items)/2 pairs.
+func Rebuild(raw []byte, items [][]byte) []byte {
+	raw = skipAttributes(raw)
+	typ := byte('*')
+	if len(raw) > 0 {
+		typ = raw[0]
+	}
+	n := len(items)
+	if typ == '%' {
+		n /= 2
+	}
+	size := 16
+	for _, it := range items {
+		size += len(it)
+	}
+	out := appendPrefixed(make([]byte, 0, size), typ, int64(n))
+	for _, it := range items {
+		out = append(out, it...)
+	}
+	return out
+}

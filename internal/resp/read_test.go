@@ -8,6 +8,7 @@ import (
 	"math"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -378,4 +379,43 @@ func byteStrings(b [][]byte) []string {
 		out[i] = string(x)
 	}
 	return out
+}
+
+func TestBulkAsDouble(t *testing.T) {
+	for raw, want := range map[string]string{"$3\r\n2.5\r\n": ",2.5\r\n", "$3\r\ninf\r\n": ",inf\r\n", "$4\r\n-inf\r\n": ",-inf\r\n",
+		"$19\r\n0.10000000000000001\r\n": ",0.10000000000000001\r\n", "$1\r\n7\r\n": ",7\r\n"} {
+		if got, ok := BulkAsDouble([]byte(raw)); !ok || string(got) != want {
+			t.Errorf("BulkAsDouble(%q) = %q %v, want %q", raw, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"$0\r\n\r\n", "$-1\r\n", ":1\r\n", "$3\r\nabc\r\n", "+2.5\r\n", ""} {
+		if got, ok := BulkAsDouble([]byte(bad)); ok {
+			t.Errorf("BulkAsDouble(%q) = %q, ok", bad, got)
+		}
+	}
+}
+
+func TestRebuild(t *testing.T) {
+	for raw, items := range map[string][]string{
+		"*2\r\n:1\r\n:2\r\n":             {":3\r\n"},
+		"%1\r\n+k\r\n+v\r\n":             {"+a\r\n", "+b\r\n", "+c\r\n", "+d\r\n"},
+		"~1\r\n+x\r\n":                   {"+y\r\n", "+z\r\n"},
+		">1\r\n+x\r\n":                   {},
+		"|1\r\n+a\r\n+b\r\n*1\r\n:1\r\n": {":9\r\n"},
+	} {
+		in := make([][]byte, len(items))
+		for i, it := range items {
+			in[i] = []byte(it)
+		}
+		got := Rebuild([]byte(raw), in)
+		typ := skipAttributes([]byte(raw))[0]
+		n := len(items)
+		if typ == '%' {
+			n /= 2
+		}
+		want := string(typ) + strconv.Itoa(n) + "\r\n" + strings.Join(items, "")
+		if string(got) != want {
+			t.Errorf("Rebuild(%q, %q) = %q, want %q", raw, items, got, want)
+		}
+	}
 }

@@ -28,7 +28,25 @@ var (
 	OK        = []byte("+OK\r\n")
 	NullBulk  = []byte("$-1\r\n")
 	NullArray = []byte("*-1\r\n")
+	// Null3 is RESP3's one null, where RESP2 has NullBulk and NullArray.
+	Null3 = []byte("_\r\n")
 )
+
+// NullBulkIn is NullBulk in protocol p.
+func NullBulkIn(p Proto) []byte {
+	if p >= Proto3 {
+		return Null3
+	}
+	return NullBulk
+}
+
+// NullArrayIn is NullArray in protocol p.
+func NullArrayIn(p Proto) []byte {
+	if p >= Proto3 {
+		return Null3
+	}
+	return NullArray
+}
 
 // AsInt returns a parsed integer value, 0 for anything else.
 func AsInt(v any) int64 {
