@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"net"
@@ -70,6 +71,16 @@ func (s *frontEnd) authGate(ci *commandInfo, args [][]byte) []byte {
 // also used by HELLO … AUTH; on success cl is authenticated. A failed
 // attempt leaves an authenticated connection authenticated, as in Redis.
 func (s *frontEnd) authenticate(cl *clientConn, args [][]byte) []byte {
+	reply := s.checkPassword(args)
+	if bytes.Equal(reply, resp.OK) {
+		cl.authed = true
+	}
+	return reply
+}
+
+// checkPassword answers AUTH's arguments without changing the connection:
+// OK or Redis's error.
+func (s *frontEnd) checkPassword(args [][]byte) []byte {
 	password := s.fsm.requirePass()
 	var user, pass []byte
 	switch len(args) {
@@ -86,7 +97,6 @@ func (s *frontEnd) authenticate(cl *clientConn, args [][]byte) []byte {
 	if string(user) != defaultUserName || (password != "" && !samePassword(pass, password)) {
 		return resp.Error(errWrongPass)
 	}
-	cl.authed = true
 	return resp.OK
 }
 

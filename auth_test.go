@@ -118,6 +118,9 @@ var authScripts = [][]string{
 	{"HELLO 2 AUTH default wrong\r\n", "HELLO 2 AUTH default x SETNAME conn1\r\n", "CLIENT GETNAME\r\n", "HELLO 2 SETNAME bad\\x01name\r\n"},
 	{"hello 2 auth default x setname a b\r\n", "PING\r\n"}, // authenticated before the bad option
 	{"HELLO 2 FOO AUTH default x\r\n", "PING\r\n", "HELLO 2 AUTH default wrong SETNAME\r\n"},
+	{"HELLO 3 SETNAME early\r\n", "AUTH x\r\n", "CLIENT GETNAME\r\n", "HELLO 3 SETNAME a SETNAME b\\x01c\r\n", "CLIENT GETNAME\r\n"}, // named on the spot
+	{"HELLO 3\r\n", "HELLO 3 AUTH default wrong\r\n", "HELLO 3 AUTH default x SETNAME r3\r\n", "GET k\r\n", "CLIENT GETNAME\r\n", "HELLO\r\n", "RESET\r\n", "GET k\r\n"},
+	{"hello 3 auth default x setname a b\r\n", "GET k\r\n", "HELLO 3 AUTH default x FOO\r\n", "GET k\r\n"},
 	{"AUTH x\r\n", "RESET\r\n", "PING\r\n", "RESET x\r\n"}, // RESET deauthenticates
 	{"AUTH x\r\n", "CONFIG GET requirepass\r\n", "CONFIG GET REQUIREPASS\r\n", "CONFIG GET require*\r\n"},
 	{"QUIT\r\n", "PING\r\n"},

@@ -28,22 +28,25 @@ type blocker struct {
 	node     *raftNode
 	waiters  *waiterSet
 	cluster  *clusterMode // --cluster-mode: how a redirect is answered; nil when off
+	// ownWrite is the front end's (tracking.go): pushes a client's own
+	// write causes come out around its reply.
+	ownWrite func(cl *clientConn, cmds []entryCmd) func()
 }
 
 // blockingPlan is a blocking call turned into its non-blocking form.
 type blockingPlan struct {
-	nb       [][]byte      // the non-blocking command
-	read     bool          // nb is a read (XREAD), not a write
-	keys     []dbKey       // keys whose writes wake the waiter
-	timeout  time.Duration // 0 waits forever
-	nilReply []byte        // reply on timeout
-	group    bool          // XREADGROUP: unblocked with an error when its stream or group goes
+	nb      [][]byte      // the non-blocking command
+	read    bool          // nb is a read (XREAD), not a write
+	keys    []dbKey       // keys whose writes wake the waiter
+	timeout time.Duration // 0 waits forever
+	nilBulk bool          // the reply on timeout is a null bulk (else a null array)
+	group   bool          // XREADGROUP: unblocked with an error when its stream or group goes
 }
 
 // planPop plans BLPOP, BRPOP, BZPOPMIN and BZPOPMAX: a script pops from the
 // first non-empty key.
 func planPop(_ *blocker, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
-	p := &blockingPlan{nilReply: resp.NullArray}
+	p := &blockingPlan{}
 	var err []byte
 	p.timeout, err = parseTimeout(args[len(args)-1])
 	keys := args[1 : len(args)-1]
@@ -55,7 +58,7 @@ func planPop(_ *blocker, _ context.Context, db int, args [][]byte) (*blockingPla
 
 // planMove plans BRPOPLPUSH and BLMOVE as RPOPLPUSH and LMOVE.
 func planMove(_ *blocker, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
-	p := &blockingPlan{nilReply: resp.NullBulk, keys: dbKeysOf(db, args[1:3])}
+	p := &blockingPlan{nilBulk: true, keys: dbKeysOf(db, args[1:3])}
 	var err []byte
 	if command.Lower(args[0]) == "brpoplpush" {
 		p.timeout, err = parseTimeout(args[3])
@@ -69,7 +72,7 @@ func planMove(_ *blocker, _ context.Context, db int, args [][]byte) (*blockingPl
 
 // planMPop plans BLMPOP and BZMPOP as LMPOP and ZMPOP.
 func planMPop(_ *blocker, _ context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
-	p := &blockingPlan{nilReply: resp.NullArray, keys: dbKeysOf(db, command.NumKeysAt(args, 2))}
+	p := &blockingPlan{keys: dbKeysOf(db, command.NumKeysAt(args, 2))}
 	var err []byte
 	p.timeout, err = parseTimeout(args[1])
 	p.nb = append([][]byte{[]byte(strings.TrimPrefix(strings.ToUpper(command.Lower(args[0])), "B"))}, args[2:]...)
@@ -80,7 +83,7 @@ func planMPop(_ *blocker, _ context.Context, db int, args [][]byte) (*blockingPl
 // current last ID.
 func (b *blocker) planXRead(ctx context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
 	name := command.Lower(args[0])
-	p := &blockingPlan{nilReply: resp.NullArray, read: name == "xread", group: name == "xreadgroup"}
+	p := &blockingPlan{read: name == "xread", group: name == "xreadgroup"}
 	var nb [][]byte
 	streamsAt := -1
 	for i := 0; i < len(args); i++ {
@@ -176,7 +179,13 @@ func (b *blocker) serve(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 	}
 	check := time.NewTicker(100 * time.Millisecond)
 	defer check.Stop()
+	nilReply := resp.NullArrayIn(cl.protocol())
+	if p.nilBulk {
+		nilReply = resp.NullBulkIn(cl.protocol())
+	}
 	for blocked := false; ; blocked = true {
+		// Pushes wait while the command runs, not while it waits (push.go).
+		cl.holdIfResp3()
 		reply, err := b.tryNonBlocking(ctx, cl, p)
 		if err != nil {
 			return b.cluster.errorReply(err, args)
@@ -190,14 +199,16 @@ func (b *blocker) serve(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 			}
 			return reply
 		}
+		cl.releaseHeld()
 		for woken := false; !woken; {
 			select {
 			case <-w.wake:
 				woken = true
 			case <-deadline:
-				return p.nilReply
+				cl.holdIfResp3()
+				return nilReply
 			case <-ctx.Done():
-				return p.nilReply
+				return nilReply
 			case <-check.C:
 				if !p.read || b.reads.forClient(cl).level != consistencyLow {
 					if err := b.node.waitReady(ctx); err != nil {
@@ -229,9 +240,12 @@ func (b *blocker) tryNonBlocking(ctx context.Context, cl *clientConn, p *blockin
 	var replies [][]byte
 	var err error
 	if p.read {
-		replies, err = b.reads.forClient(cl).steps(rctx, cl.db, []redisconn.Step{{Args: p.nb}}, true)
+		replies, err = b.reads.forClient(cl).steps(rctx, cl.protocol(), cl.db, []redisconn.Step{{Args: p.nb}}, true)
 	} else {
-		replies, err = b.proposer.write(rctx, []entryCmd{{DB: cl.db, Args: p.nb}})
+		cmds := []entryCmd{{DB: cl.db, Args: p.nb, Proto: cl.protocol()}}
+		done := b.ownWrite(cl, cmds)
+		replies, err = b.proposer.write(rctx, cmds)
+		done()
 	}
 	if err != nil {
 		return nil, err

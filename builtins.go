@@ -66,8 +66,14 @@ func (s *frontEnd) reset(ctx context.Context, cl *clientConn, _ [][]byte) []byte
 	return resp.Status("RESET")
 }
 
-// resetState clears a connection's state, as RESET does.
+// resetState clears a connection's state, as RESET does (tracking off,
+// RESP2, no subscriptions).
 func (s *frontEnd) resetState(ctx context.Context, cl *clientConn) {
+	endSubscription3(cl)
+	if cl.track.active.Load() {
+		s.tracker.disable(cl)
+	}
+	s.setProtocol(cl, resp.Proto2)
 	s.unwatch(ctx, cl)
 	cl.setDB(0)
 	cl.setTx(nil)
@@ -85,7 +91,7 @@ func (s *frontEnd) auth(_ context.Context, cl *clientConn, args [][]byte) []byte
 // configGet answers CONFIG GET from the local child, with the values of
 // the parameters redraft holds in place of the child's.
 func (s *frontEnd) configGet(ctx context.Context, cl *clientConn, args [][]byte) []byte {
-	return withHeld(s.reads.local(ctx, cl.db, args), s.fsm.held)
+	return withHeld(s.localFor(ctx, cl, args), s.fsm.held)
 }
 
 // ttl answers TTL, PTTL, EXPIRETIME and PEXPIRETIME.
@@ -110,7 +116,7 @@ func (s *frontEnd) scriptExists(_ context.Context, _ *clientConn, args [][]byte)
 // functionList answers FUNCTION LIST from the local child, without the
 // library prelude.
 func (s *frontEnd) functionList(ctx context.Context, cl *clientConn, args [][]byte) []byte {
-	return s.reads.localStep(ctx, cl.db, redisconn.Step{Args: args, MapReply: stripPreludeFromList})
+	return s.reads.localStep(ctx, cl.protocol(), cl.db, redisconn.Step{Args: args, MapReply: stripPreludeFromList})
 }
 
 // scriptKill answers SCRIPT KILL and FUNCTION KILL: this node's read-only
@@ -135,65 +141,94 @@ func (s *frontEnd) scriptKill(_ context.Context, _ *clientConn, args [][]byte) [
 	return reply
 }
 
-// unsubscribe answers (P|S)UNSUBSCRIBE outside subscriber mode: Redis
-// replies with a zero count per channel.
-func (s *frontEnd) unsubscribe(_ context.Context, _ *clientConn, args [][]byte) []byte {
-	name := command.Lower(args[0])
-	if len(args) == 1 {
-		return append(append(append(resp.ArrayHeader(3), resp.Bulk(name)...), resp.NullBulk...), resp.Integer(0)...)
+// unsubscribe answers (P|S)UNSUBSCRIBE outside RESP2 subscriber mode: a
+// RESP3 client's subscriptions are on its own child connection; without
+// any, Redis replies with a zero count per channel.
+func (s *frontEnd) unsubscribe(_ context.Context, cl *clientConn, args [][]byte) []byte {
+	if cl.sub != nil {
+		return s.subscribe3(cl, args)
 	}
-	var out []byte
-	for _, ch := range args[1:] {
-		out = append(out, resp.ArrayHeader(3)...)
-		out = append(out, resp.Bulk(name)...)
-		out = append(out, resp.Bulk(string(ch))...)
-		out = append(out, resp.Integer(0)...)
-	}
-	return out
+	return unsubscribedReply(cl.protocol(), command.Lower(args[0]), args[1:])
 }
 
-// hello answers HELLO [protover [AUTH username password] [SETNAME name]]
-// for RESP2 (RESP3 is not offered), checking in Redis 7.0's order: the
-// version, then each option (AUTH authenticates on the spot), then whether
-// the connection is authenticated at all, then the name.
+// hello answers HELLO [protover [AUTH username password] [SETNAME name]].
 func (s *frontEnd) hello(_ context.Context, cl *clientConn, args [][]byte) []byte {
+	h := s.helloOutcome(cl, args, cl.authed, cl.protocol())
+	s.applyHello(cl, h)
+	return h.reply
+}
+
+// helloResult is what a HELLO does to a connection: its reply, the
+// protocol after it, the name it sets (nil: none) and whether its AUTH
+// succeeded. The name and the authentication stick even when the command
+// fails on a later option, as in Redis 7.0.
+type helloResult struct {
+	reply  []byte
+	proto  resp.Proto
+	name   []byte
+	authed bool
+	ok     bool // the command succeeded
+}
+
+// helloOutcome works out what HELLO args does to cl, which is authenticated
+// (authed) and speaks proto, without changing cl (a HELLO queued in MULTI
+// takes effect only if EXEC runs it). It checks in Redis 7.0's order: the
+// version, then each option as it comes (AUTH authenticates and SETNAME
+// names on the spot, so a bad option after them leaves the connection
+// authenticated and named), then whether the connection is authenticated
+// at all.
+func (s *frontEnd) helloOutcome(cl *clientConn, args [][]byte, authed bool, proto resp.Proto) helloResult {
+	h := helloResult{proto: proto, authed: authed}
+	fail := func(msg string) helloResult { h.reply = resp.Error(msg); return h }
 	if len(args) > 1 {
 		v, ok := command.ParseInt(args[1])
 		if !ok {
-			return resp.Error("ERR Protocol version is not an integer or out of range")
+			return fail("ERR Protocol version is not an integer or out of range")
 		}
-		if v != 2 {
-			return resp.Error("NOPROTO unsupported protocol version")
+		if v != 2 && v != 3 {
+			return fail("NOPROTO unsupported protocol version")
 		}
+		h.proto = resp.Proto(v)
 	}
-	var name [][]byte
 	for i := 2; i < len(args); i++ {
 		more := len(args) - 1 - i
 		switch opt := string(args[i]); {
 		case strings.EqualFold(opt, "auth") && more >= 2:
-			// Redis 7.0 authenticates as it reads the option, so a
-			// bad option after it leaves the connection authenticated.
-			if reply := s.authenticate(cl, args[i+1:i+3]); !bytes.Equal(reply, resp.OK) {
-				return reply
+			if reply := s.checkPassword(args[i+1 : i+3]); !bytes.Equal(reply, resp.OK) {
+				h.reply = reply
+				return h
 			}
+			h.authed = true
 			i += 2
 		case strings.EqualFold(opt, "setname") && more >= 1:
-			name = args[i+1 : i+2]
+			if !validClientName(args[i+1]) {
+				return fail(errClientName)
+			}
+			h.name = args[i+1]
 			i++
 		default:
-			return resp.Error(fmt.Sprintf("ERR Syntax error in HELLO option '%s'", opt))
+			return fail(fmt.Sprintf("ERR Syntax error in HELLO option '%s'", opt))
 		}
 	}
-	if s.mustAuth(cl) {
-		return resp.Error(errHelloNoAuth)
+	if !h.authed && s.fsm.requirePass() != "" {
+		return fail(errHelloNoAuth)
 	}
-	if name != nil {
-		if !validClientName(name[0]) {
-			return resp.Error(errClientName)
-		}
-		cl.setName(string(name[0]))
+	h.ok = true
+	h.reply = s.helloMap(cl, h.proto, s.childVersion())
+	return h
+}
+
+// applyHello makes h's changes to cl.
+func (s *frontEnd) applyHello(cl *clientConn, h helloResult) {
+	if h.authed {
+		cl.authed = true
 	}
-	return s.helloReply(cl)
+	if h.name != nil {
+		cl.setName(string(h.name))
+	}
+	if h.ok {
+		s.setProtocol(cl, h.proto)
+	}
 }
 
 // errClientName is Redis's refusal of a client name.
@@ -209,8 +244,8 @@ func validClientName(name []byte) bool {
 	return true
 }
 
-// helloReply is HELLO's map, in RESP2.
-func (s *frontEnd) helloReply(cl *clientConn) []byte {
+// childVersion is the child's redis_version, which HELLO reports.
+func (s *frontEnd) childVersion() string {
 	version := "7.0.0"
 	if raw := s.reads.localStrings("INFO", "server"); raw != nil {
 		info, _ := resp.ReplyString(raw)
@@ -220,21 +255,7 @@ func (s *frontEnd) helloReply(cl *clientConn) []byte {
 			}
 		}
 	}
-	out := resp.ArrayHeader(14)
-	for _, kv := range [][2]string{{"server", "redis"}, {"version", version}} {
-		out = append(out, resp.Bulk(kv[0])...)
-		out = append(out, resp.Bulk(kv[1])...)
-	}
-	out = append(out, resp.Bulk("proto")...)
-	out = append(out, resp.Integer(2)...)
-	out = append(out, resp.Bulk("id")...)
-	out = append(out, resp.Integer(cl.id)...)
-	for _, kv := range s.cluster.helloMode() {
-		out = append(out, resp.Bulk(kv[0])...)
-		out = append(out, resp.Bulk(kv[1])...)
-	}
-	out = append(out, resp.Bulk("modules")...)
-	return append(out, resp.ArrayHeader(0)...)
+	return version
 }
 
 // client handles CLIENT for this node's connections.
@@ -254,7 +275,7 @@ func (s *frontEnd) client(_ context.Context, cl *clientConn, args [][]byte) []by
 		if name := cl.getName(); name != "" {
 			return resp.Bulk(name)
 		}
-		return resp.NullBulk
+		return resp.NullBulkIn(cl.protocol())
 	case "id":
 		return resp.Integer(cl.id)
 	case "setinfo", "no-evict", "no-touch":
@@ -275,12 +296,20 @@ func (s *frontEnd) client(_ context.Context, cl *clientConn, args [][]byte) []by
 		}
 		return resp.OK
 	case "info":
-		return resp.Bulk(cl.listLine(s.wall()) + "\n")
+		return textReply(cl.protocol(), cl.listLine(s.wall())+"\n")
 	case "list":
 		var b strings.Builder
 		now := s.wall()
 		s.clients.each(func(other *clientConn) { b.WriteString(other.listLine(now) + "\n") })
-		return resp.Bulk(b.String())
+		return textReply(cl.protocol(), b.String())
+	case "tracking":
+		return s.clientTrackingCommand(cl, args)
+	case "caching":
+		return s.clientCaching(cl, args)
+	case "getredir":
+		return clientGetRedir(cl)
+	case "trackinginfo":
+		return clientTrackingInfo(cl)
 	case "kill":
 		return s.clientKill(cl, args[2:])
 	case "help":
@@ -294,6 +323,11 @@ func (s *frontEnd) client(_ context.Context, cl *clientConn, args [][]byte) []by
 			"REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
 			"SETNAME <name>", "    Assign the name <name> to the current connection.",
 			"SETINFO <LIB-NAME|LIB-VER> <value>", "    Accepted and ignored.",
+			"TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]", "         [OPTIN] [OPTOUT] [NOLOOP]",
+			"    Control server assisted client side caching.",
+			"CACHING (YES|NO)", "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+			"GETREDIR", "    Return the client ID we are redirecting to when tracking is enabled.",
+			"TRACKINGINFO", "    Return information about current client's tracking status.",
 			"HELP", "    Print this help.",
 		}
 		out := resp.ArrayHeader(len(lines))
@@ -361,7 +395,7 @@ func (s *frontEnd) killClients(self *clientConn, match func(*clientConn) bool, s
 }
 
 // info answers INFO from the local child, with a Raft section added.
-func (s *frontEnd) info(ctx context.Context, _ *clientConn, args [][]byte) []byte {
+func (s *frontEnd) info(ctx context.Context, cl *clientConn, args [][]byte) []byte {
 	section := ""
 	if len(args) > 1 {
 		section = strings.ToLower(string(args[1]))
@@ -377,6 +411,7 @@ func (s *frontEnd) info(ctx context.Context, _ *clientConn, args [][]byte) []byt
 		if s.cluster != nil {
 			text = replaceInfoSection(text, "Cluster", "cluster_enabled:1\r\n")
 		}
+		text = s.trackingInfoLines(text)
 	}
 	if section == "" || section == "raft" || section == "all" || section == "everything" || section == "default" {
 		stats := s.raftStats()
@@ -392,7 +427,7 @@ func (s *frontEnd) info(ctx context.Context, _ *clientConn, args [][]byte) []byt
 		b.WriteString("raft_consistency:" + s.reads.level.String() + "\r\n")
 		text = b.String()
 	}
-	return resp.Bulk(text)
+	return textReply(cl.protocol(), text)
 }
 
 // clientsInfo is INFO's Clients section for redraft's own clients (the
@@ -410,8 +445,8 @@ func (s *frontEnd) clientsInfo() string {
 	})
 	return fmt.Sprintf("connected_clients:%d\r\ncluster_connections:0\r\nmaxclients:%d\r\n"+
 		"client_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\n"+
-		"blocked_clients:%d\r\ntracking_clients:0\r\nclients_in_timeout_table:%d\r\n",
-		connected, s.maxClients, blocked, withTimeout)
+		"blocked_clients:%d\r\ntracking_clients:%d\r\nclients_in_timeout_table:%d\r\n",
+		connected, s.maxClients, blocked, s.tracker.count.Load(), withTimeout)
 }
 
 // replaceInfoSection replaces the body of INFO section name in text.
@@ -430,7 +465,7 @@ func replaceInfoSection(text, name, body string) string {
 }
 
 // raftCommand answers redraft's own RAFT* commands.
-func (s *frontEnd) raftCommand(ctx context.Context, _ *clientConn, args [][]byte) []byte {
+func (s *frontEnd) raftCommand(ctx context.Context, cl *clientConn, args [][]byte) []byte {
 	switch command.Lower(args[0]) {
 	case "raftleader":
 		if addr := s.node.leaderAddr(); addr != "" {
@@ -440,7 +475,7 @@ func (s *frontEnd) raftCommand(ctx context.Context, _ *clientConn, args [][]byte
 	case "raftstate":
 		return resp.Status(s.node.state().String())
 	case "raftstats":
-		return sortedPairs(s.raftStats())
+		return sortedPairs(cl.protocol(), s.raftStats())
 	case "raftpeers":
 		return s.peers()
 	case "raftsnapshot":
@@ -500,14 +535,15 @@ func (s *frontEnd) raftStats() map[string]string {
 	return stats
 }
 
-// sortedPairs flattens a map into a RESP array of key/value bulks.
-func sortedPairs(m map[string]string) []byte {
+// sortedPairs renders m as a map in RESP3, a flat array of key/value bulks
+// in RESP2, by key.
+func sortedPairs(p resp.Proto, m map[string]string) []byte {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	out := resp.ArrayHeader(2 * len(keys))
+	out := resp.AppendMap(nil, p, len(keys))
 	for _, k := range keys {
 		out = append(out, resp.Bulk(k)...)
 		out = append(out, resp.Bulk(m[k])...)

@@ -45,6 +45,15 @@ type clientConn struct {
 
 	wmu sync.Mutex // serialises writes to nc
 	out []byte     // replies not yet written
+	// output is the queue all output goes through once the connection has
+	// pushes or a subscriber pump, and the pushes held meanwhile (push.go).
+	output clientOutput
+
+	// proto is the protocol the client speaks: 2, or 3 after HELLO 3
+	// (resp3.go). Other goroutines read it to format pushes.
+	proto atomic.Int32
+	// track is the client's CLIENT TRACKING state (tracking.go).
+	track clientTracking
 
 	// authed: AUTH succeeded, or no password was set when it connected,
 	// or it is a follower's relay (auth.go).
@@ -67,6 +76,10 @@ type clientConn struct {
 	sub      *subscription   // subscriber mode
 	relay    *redisconn.Conn // --follower-proxy connection to the leader
 	relayTo  string          // the leader relay is connected to
+	// relayProto is the protocol the leader answers relay in (0: RESP2).
+	relayProto resp.Proto
+	// relayWatch: a WATCH was relayed to the leader and is in force there.
+	relayWatch bool
 
 	closing atomic.Bool // set by QUIT or CLIENT KILL
 
@@ -119,7 +132,12 @@ func (cl *clientConn) flush() error {
 	if len(cl.out) == 0 {
 		return nil
 	}
-	err := cl.write(cl.out)
+	var err error
+	if q := cl.queue(); q != nil {
+		err = q.pushWait(append([]byte(nil), cl.out...))
+	} else {
+		err = cl.write(cl.out)
+	}
 	cl.out = cl.out[:0]
 	if cap(cl.out) > 4*flushAt {
 		cl.out = nil // do not keep a large buffer for an idle client
@@ -171,17 +189,20 @@ func (cl *clientConn) getName() string {
 // listLine renders this client's CLIENT LIST line, in Redis 7.0's format
 // (the memory fields, which describe Redis's own buffers, are 0).
 func (cl *clientConn) listLine(now int64) string {
+	// Flags in Redis's order: P, x, b, then tracking's t, R, B.
 	flags := ""
-	switch {
-	case cl.blocked.Load():
-		flags = "b"
-	case cl.subscribed.Load():
-		flags = "P"
+	if cl.subscribed.Load() {
+		flags += "P"
 	}
 	multi := cl.inMulti.Load()
 	if multi >= 0 {
 		flags += "x"
 	}
+	if cl.blocked.Load() {
+		flags += "b"
+	}
+	tflags, redir := cl.track.view().listFields()
+	flags += tflags
 	if cl.readOnly.Load() {
 		flags += "r"
 	}
@@ -193,9 +214,9 @@ func (cl *clientConn) listLine(now int64) string {
 		cmd = *p
 	}
 	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=%d name=%s age=%d idle=%d flags=%s db=%d sub=%d psub=%d ssub=%d multi=%d "+
-		"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=2",
+		"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=%d resp=%d",
 		cl.id, cl.addr, cl.laddr, cl.fd, cl.getName(), (now-cl.created)/1000, (now-cl.lastActive.Load())/1000, flags,
-		cl.shownDB.Load(), cl.subs[0].Load(), cl.subs[1].Load(), cl.subs[2].Load(), multi, cmd)
+		cl.shownDB.Load(), cl.subs[0].Load(), cl.subs[1].Load(), cl.subs[2].Load(), multi, cmd, redir, cl.protocol())
 }
 
 // setDB changes the client's database.
@@ -270,6 +291,13 @@ func (r *clientRegistry) remove(cl *clientConn) {
 	r.mu.Lock()
 	delete(r.byID, cl.id)
 	r.mu.Unlock()
+}
+
+// get returns the client with ID id, nil if none is connected.
+func (r *clientRegistry) get(id int64) *clientConn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byID[id]
 }
 
 // each calls fn for every client, in ID order.

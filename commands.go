@@ -89,7 +89,7 @@ func commandSpecs() map[string]commandSpec {
 		"quit":   {kind: kindSelf, handle: (*frontEnd).quit, multi: multiNow, noAuth: true},
 		"reset":  {kind: kindSelf, handle: (*frontEnd).reset, multi: multiNow, noAuth: true},
 		"auth":   {kind: kindSelf, handle: (*frontEnd).auth, noAuth: true},
-		"hello":  {kind: kindSelf, handle: (*frontEnd).hello, noAuth: true},
+		"hello":  {kind: kindSelf, handle: (*frontEnd).hello, noAuth: true, multi: multiQueue}, // in MULTI: runs at EXEC (resp3.go)
 		"client": answeredBy((*frontEnd).client),
 		// Transactions: MULTI queues in the front end, EXEC proposes once.
 		"multi":   {kind: kindSelf, handle: (*frontEnd).multi, multi: multiNow},
@@ -150,7 +150,7 @@ func commandSpecs() map[string]commandSpec {
 		"waitaof":       refused("WAITAOF is not supported: durability comes from the Raft log"),
 		"fcall":         {kind: kindWrite},
 		"function":      {kind: kindLocal},
-		"function|list": answeredBy((*frontEnd).functionList),
+		"function|list": {kind: kindSelf, handle: (*frontEnd).functionList, relay: relayAsRead},
 		"function|load": {kind: kindWrite}, "function|delete": {kind: kindWrite},
 		"function|flush": {kind: kindWrite}, "function|restore": {kind: kindWrite},
 		"script|debug": refused("SCRIPT DEBUG is not supported by redraft"),

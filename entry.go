@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/redraft/redraft/internal/resp"
 )
 
 // Log entry kinds. Every entry carries the leader's time T in milliseconds
@@ -17,6 +19,11 @@ const (
 	entrySweep      byte = 4 // delete the listed keys whose deadline is <= T
 	entryMark       byte = 5 // nothing but T and A: decides earlier scripts
 	entryStop       byte = 6 // stop the script of command Pos of entry Index
+	// entryCommandsP is entryCommands whose commands each start with the
+	// protocol (2 or 3) of the client that sent them, so that every node
+	// runs a RESP3 client's command in RESP3. It is written only when some
+	// command needs RESP3 and decodes to Kind entryCommands.
+	entryCommandsP byte = 7
 )
 
 // Why a script was stopped (entryStop).
@@ -33,6 +40,10 @@ type entryCmd struct {
 	// Sub holds the queued commands of a MULTI/EXEC block (Args is then
 	// [EXEC]); all of them run in one child transaction.
 	Sub []entryCmd
+	// Proto is the protocol the child answers the command in: RESP3 for a
+	// client that sent HELLO 3 (zero means RESP2). It never changes data,
+	// only reply shapes, and it is in the log so every node does the same.
+	Proto resp.Proto
 }
 
 // entry is the decoded form of a Raft log entry.
@@ -80,7 +91,12 @@ func encodeEntry(e *entry) []byte {
 		size += 12 + len(k.Key)
 	}
 	b := make([]byte, 0, size)
-	b = append(b, e.Kind)
+	kind := e.Kind
+	withProto := kind == entryCommands && anyResp3(e.Cmds)
+	if withProto {
+		kind = entryCommandsP
+	}
+	b = append(b, kind)
 	b = binary.AppendUvarint(b, uint64(e.T))
 	if e.Kind >= entryCommands {
 		b = binary.AppendUvarint(b, e.A)
@@ -93,7 +109,7 @@ func encodeEntry(e *entry) []byte {
 	case entryCommands, entryCommandsV1:
 		b = binary.AppendUvarint(b, uint64(len(e.Cmds)))
 		for i := range e.Cmds {
-			b = appendCmd(b, &e.Cmds[i])
+			b = appendCmd(b, &e.Cmds[i], withProto)
 		}
 	case entrySweep, entrySweepV1:
 		b = binary.AppendUvarint(b, uint64(len(e.Keys)))
@@ -117,7 +133,21 @@ func cmdSize(c *entryCmd) int {
 	return n
 }
 
-func appendCmd(b []byte, c *entryCmd) []byte {
+// anyResp3 reports whether a command (or a queued one) answers in RESP3.
+func anyResp3(cmds []entryCmd) bool {
+	for i := range cmds {
+		if cmds[i].Proto >= resp.Proto3 || anyResp3(cmds[i].Sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// appendCmd encodes c, with its protocol first when withProto is set.
+func appendCmd(b []byte, c *entryCmd, withProto bool) []byte {
+	if withProto {
+		b = append(b, protoByte(c.Proto))
+	}
 	b = binary.AppendUvarint(b, uint64(c.DB))
 	b = binary.AppendUvarint(b, uint64(len(c.Args)))
 	for _, a := range c.Args {
@@ -126,9 +156,17 @@ func appendCmd(b []byte, c *entryCmd) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(c.Sub)))
 	for i := range c.Sub {
-		b = appendCmd(b, &c.Sub[i])
+		b = appendCmd(b, &c.Sub[i], withProto)
 	}
 	return b
+}
+
+// protoByte is p as written in an entry: 3 for RESP3, 2 for anything else.
+func protoByte(p resp.Proto) byte {
+	if p >= resp.Proto3 {
+		return 3
+	}
+	return 2
 }
 
 // entryDecoder walks an encoded entry.
@@ -171,8 +209,12 @@ func (d *entryDecoder) count() int {
 }
 
 // cmd decodes one command; only top-level commands may hold a transaction.
-func (d *entryDecoder) cmd(top bool) entryCmd {
+// withProto: the command starts with its protocol byte (entryCommandsP).
+func (d *entryDecoder) cmd(top, withProto bool) entryCmd {
 	var c entryCmd
+	if withProto {
+		c.Proto = d.proto()
+	}
 	c.DB = int(d.uvarint())
 	n := d.count()
 	c.Args = make([][]byte, n)
@@ -186,10 +228,24 @@ func (d *entryDecoder) cmd(top bool) entryCmd {
 		}
 		c.Sub = make([]entryCmd, ns)
 		for i := 0; i < ns && d.err == nil; i++ {
-			c.Sub[i] = d.cmd(false)
+			c.Sub[i] = d.cmd(false, withProto)
 		}
 	}
 	return c
+}
+
+// proto decodes a protocol byte: 2 or 3.
+func (d *entryDecoder) proto() resp.Proto {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 1 || (d.b[0] != 2 && d.b[0] != 3) {
+		d.err = errBadEntry
+		return 0
+	}
+	p := resp.Proto(d.b[0])
+	d.b = d.b[1:]
+	return p
 }
 
 // decodeEntry parses data; the returned slices alias data.
@@ -204,11 +260,15 @@ func decodeEntry(data []byte) (*entry, error) {
 		e.A = d.uvarint()
 	}
 	switch e.Kind {
-	case entryCommands, entryCommandsV1:
+	case entryCommands, entryCommandsV1, entryCommandsP:
+		withProto := e.Kind == entryCommandsP
+		if withProto {
+			e.Kind = entryCommands
+		}
 		n := d.count()
 		e.Cmds = make([]entryCmd, n)
 		for i := 0; i < n && d.err == nil; i++ {
-			e.Cmds[i] = d.cmd(true)
+			e.Cmds[i] = d.cmd(true, withProto)
 		}
 	case entrySweep, entrySweepV1:
 		n := d.count()

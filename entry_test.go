@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/redraft/redraft/internal/resp"
 )
 
 // equalCommands compares commands treating nil and empty slices alike.
@@ -17,7 +19,7 @@ func equalCommands(a, b []entryCmd) bool {
 		return false
 	}
 	for i := range a {
-		if a[i].DB != b[i].DB || len(a[i].Args) != len(b[i].Args) {
+		if a[i].DB != b[i].DB || len(a[i].Args) != len(b[i].Args) || protoByte(a[i].Proto) != protoByte(b[i].Proto) {
 			return false
 		}
 		for j := range a[i].Args {
@@ -110,6 +112,53 @@ func TestEntryRoundTrip(t *testing.T) {
 				t.Fatalf("re-encoding differs")
 			}
 		})
+	}
+}
+
+// resp3Entry holds commands of RESP3 and RESP2 clients, and a RESP3
+// client's transaction.
+func resp3Entry() *entry {
+	return &entry{Kind: entryCommands, T: 11, A: 3, Cmds: []entryCmd{
+		{DB: 1, Args: argv("HGETALL", "h"), Proto: resp.Proto3},
+		{DB: 0, Args: argv("SET", "k", "v")},
+		{DB: 2, Args: argv("EXEC"), Proto: resp.Proto3, Sub: []entryCmd{
+			{DB: 2, Args: argv("ZSCORE", "z", "m"), Proto: resp.Proto3},
+			{DB: 2, Args: argv("HELLO", "2"), Proto: resp.Proto2},
+			{DB: 2, Args: argv("GET", "k"), Proto: resp.Proto2},
+		}},
+	}}
+}
+
+// An entry with a RESP3 client's command carries every command's protocol
+// (kind 7, decoded as kind 3); one without is written exactly as before.
+func TestEntryRoundTripRESP3(t *testing.T) {
+	e := resp3Entry()
+	data := encodeEntry(e)
+	if data[0] != entryCommandsP {
+		t.Fatalf("first byte %d, want %d", data[0], entryCommandsP)
+	}
+	got, err := decodeEntry(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Kind != entryCommands || !equalEntries(e, got) {
+		t.Fatalf("round trip mismatch:\n in: %+v\nout: %+v", e, got)
+	}
+	if got.Cmds[1].Proto != resp.Proto2 || got.Cmds[2].Sub[0].Proto != resp.Proto3 {
+		t.Errorf("protocols: %+v", got.Cmds)
+	}
+	if again := encodeEntry(got); !bytes.Equal(again, data) {
+		t.Errorf("re-encoding differs")
+	}
+	plain := &entry{Kind: entryCommands, T: 11, Cmds: []entryCmd{{Args: argv("SET", "k", "v")}}}
+	explicit := &entry{Kind: entryCommands, T: 11, Cmds: []entryCmd{{Args: argv("SET", "k", "v"), Proto: resp.Proto2}}}
+	if a, b := encodeEntry(plain), encodeEntry(explicit); !bytes.Equal(a, b) || a[0] != entryCommands {
+		t.Errorf("RESP2 commands: %q and %q", a, b)
+	}
+	for _, bad := range [][]byte{{entryCommandsP, 1, 0, 1, 4}, {entryCommandsP, 1, 0, 1}} {
+		if _, err := decodeEntry(bad); err == nil {
+			t.Errorf("decodeEntry(%v) accepted a bad protocol byte", bad)
+		}
 	}
 }
 
@@ -266,6 +315,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add([]byte{entrySweep, 0x80})
 	f.Add([]byte{entryCommands, 1, 1, 0, 1, 10, 'a', 'b'})
 	f.Add([]byte{3, 0, 0})
+	f.Add(encodeEntry(resp3Entry()))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 1<<12 { // nested garbage allocates quadratically (see TestDecodeEntryAllocationBounded)
 			return

@@ -428,7 +428,7 @@ func (f *fsm) restartChild() error {
 		return err
 	}
 	f.conn.Close()
-	f.conn = conn
+	f.conn, f.connProto = conn, 0
 	f.watches.closeAll()
 	return nil
 }

@@ -154,6 +154,7 @@ func runNode(cfg *options, log *slog.Logger) error {
 	go s.clientsCron(stop)
 	go s.scripts.run(stop)
 	go s.memoryLoop(stop)
+	s.tracker.stopWith(stop)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.serve(m.Clients()) }()
 	log.Info("redraft ready", "addr", ln.Addr().String(), "id", cfg.advertise, "cluster", n.clusterID(),
@@ -220,14 +221,19 @@ func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Supervisor, tbl *c
 	}
 	s.proposer = newProposer(n, f, wallClockMS, log.With("src", "proposer"))
 	pool := redisconn.NewPool("unix", proc.Sock(), 256)
+	pool3 := redisconn.NewPoolWith("unix", proc.Sock(), 64, "HELLO", "3")
 	proc.OnRestart(pool.Drain)
+	proc.OnRestart(pool3.Drain)
 	lanes := redisconn.NewShared("unix", proc.Sock(), readLanes)
+	lanes3 := redisconn.NewSharedWith("unix", proc.Sock(), readLanes, "HELLO", "3")
 	proc.OnRestart(lanes.Reset)
+	proc.OnRestart(lanes3.Reset)
 	s.reads = &readPath{
 		level: cfg.consistency, node: n, fsm: f, proposer: s.proposer, tbl: tbl, wall: wallClockMS,
-		pool: pool, lanes: lanes,
+		pool: pool, lanes: lanes, pool3: pool3, lanes3: lanes3,
 		index: &readIndexer{node: n, fsm: f},
 	}
+	s.tracker = newTracker(&s.clients, proc.Dial, log.With("src", "tracking"))
 	s.scripts = &scriptWatch{fsm: f, node: n, proposer: s.proposer, child: proc, log: log.With("src", "scripts"), wall: wallClockMS}
 	s.reads.scripts = s.scripts
 	if cfg.clusterMode {
@@ -236,7 +242,7 @@ func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Supervisor, tbl *c
 		stale.level = consistencyLow
 		s.reads.stale = &stale
 	}
-	s.block = &blocker{proposer: s.proposer, reads: s.reads, node: n, waiters: newWaiterSet(), cluster: s.cluster}
+	s.block = &blocker{proposer: s.proposer, reads: s.reads, node: n, waiters: newWaiterSet(), cluster: s.cluster, ownWrite: s.ownWrite}
 	f.setTouchHook(touchHook{wanted: s.block.waiters.active, report: s.block.waiters.touched})
 	return s
 }

@@ -18,12 +18,16 @@ import (
 // (under the FSM's lock), except the expiry index and the script cache,
 // which have locks of their own.
 type applyState struct {
-	log     *slog.Logger
-	tbl     *command.Table
-	conn    *redisconn.Conn // the apply connection
-	index   *expiryIndex
-	scripts *scriptCache
-	watches *watchSet
+	log  *slog.Logger
+	tbl  *command.Table
+	conn *redisconn.Conn // the apply connection
+	// connProto is the protocol conn answers in: 0 (a new connection) and
+	// RESP2 between batches, RESP3 while a RESP3 client's commands run,
+	// protoUnknown after a transaction that ran HELLO (protocol.go).
+	connProto resp.Proto
+	index     *expiryIndex
+	scripts   *scriptCache
+	watches   *watchSet
 	// held are the CONFIG parameters redraft keeps (requirepass, maxmemory),
 	// set through the log and never in the child.
 	held *heldConfig
@@ -159,6 +163,7 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 		p.addTransaction(st, out)
 	} else {
 		mapReply, known := st.mapReply, st.known
+		p.useProto(st.proto)
 		p.send(st.db, st.args, func(raw []byte) {
 			if known != nil && known.when(raw) {
 				p.st.index.set(known.key, known.at)
@@ -227,6 +232,7 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 // outside a transaction.
 func (p *pipeline) addTransaction(st *applyStep, out *[]byte) {
 	p.rememberScripts(st.sub)
+	p.useProto(st.proto)
 	p.send(st.db, st.args, nil)
 	for _, sub := range st.sub {
 		p.st.conn.Send(sub.args)
@@ -234,6 +240,9 @@ func (p *pipeline) addTransaction(st *applyStep, out *[]byte) {
 	}
 	p.st.conn.Send([][]byte{[]byte("EXEC")})
 	p.handlers = append(p.handlers, replyHandler{fn: func(raw []byte) { *out = p.finishExec(st, raw) }})
+	if runsHello(st.sub) {
+		p.st.connProto = protoUnknown
+	}
 	if st.userScript {
 		p.markScript(st)
 	}
@@ -274,11 +283,7 @@ func (p *pipeline) finishExec(st *applyStep, raw []byte) []byte {
 	if !changed {
 		return raw
 	}
-	out := resp.ArrayHeader(len(items))
-	for _, it := range items {
-		out = append(out, it...)
-	}
-	return out
+	return resp.Rebuild(raw, items)
 }
 
 // setHeld applies a CONFIG SET of held parameters once the command that
@@ -478,6 +483,7 @@ func (p *pipeline) run() error {
 		p.st.stops.gate.Lock()
 		defer p.st.stops.gate.Unlock()
 	}
+	p.useProto(resp.Proto2) // between batches the connection answers in RESP2
 	if err := p.st.conn.Flush(); err != nil {
 		return err
 	}
@@ -584,7 +590,7 @@ func (p *pipeline) addWatchedTransaction(st *applyStep, id string, out *[]byte) 
 		if w != nil {
 			w.conn.Close()
 		}
-		*out = resp.NullArray
+		*out = resp.NullArrayIn(st.proto) // EXEC aborted by WATCH
 		return
 	}
 	defer w.conn.Close()

@@ -36,6 +36,7 @@ type frontEnd struct {
 	block    *blocker
 	relay    *leaderRelay
 	scripts  *scriptWatch
+	tracker  *tracker // CLIENT TRACKING (tracking.go)
 	log      *slog.Logger
 
 	usedBytes    atomic.Int64 // child's used_memory, refreshed every 100ms
@@ -191,6 +192,7 @@ func (s *frontEnd) serveConn(nc net.Conn) {
 		if v := recover(); v != nil {
 			s.log.Error("panic while serving a client; closing its connection", "client", cl.addr, "panic", v, "stack", string(debug.Stack()))
 		}
+		cl.closeOutput()
 		nc.Close()
 		s.release(cl)
 	}()
@@ -200,6 +202,7 @@ func (s *frontEnd) serveConn(nc net.Conn) {
 		var err error
 		batch, err = cl.rd.ReadBatch(batch[:0], s.prepareRead(cl))
 		cl.lastActive.Store(s.now.Load())
+		cl.holdIfResp3()
 		if len(batch) > 0 && s.execute(cl, batch) {
 			cl.flush()
 			return
@@ -211,6 +214,7 @@ func (s *frontEnd) serveConn(nc net.Conn) {
 		if cl.flush() != nil {
 			return
 		}
+		cl.releaseHeld()
 	}
 }
 
@@ -231,6 +235,9 @@ func (s *frontEnd) readFailed(cl *clientConn, err error) {
 // release drops what a departing client held.
 func (s *frontEnd) release(cl *clientConn) {
 	s.clients.remove(cl)
+	if cl.track.active.Load() {
+		s.tracker.disable(cl)
+	}
 	if cl.sub != nil {
 		cl.sub.close()
 	}
@@ -252,7 +259,7 @@ func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 	ctx := context.Background()
 	for i := 0; i < len(cmds); {
 		args := cmds[i].Args
-		if cl.sub != nil {
+		if cl.sub != nil && !cl.sub.resp3.Load() {
 			if !s.subscribedCommand(cl, args) {
 				return true
 			}
@@ -262,7 +269,7 @@ func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 		ci := s.cmds.lookup(args)
 		if s.mustAuth(cl) {
 			if reply := s.authGate(ci, args); reply != nil {
-				cl.reply(reply)
+				cl.answer(reply)
 				i++
 				continue
 			}
@@ -270,21 +277,28 @@ func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 		if ci != nil {
 			cl.lastCmd.Store(&ci.Name)
 		}
+		if cl.track.active.Load() {
+			s.noteCommand(cl, ci, args)
+		}
 		if cl.tx != nil && (ci == nil || ci.multi != multiNow) {
-			cl.reply(s.queue(cl, ci, args))
+			cl.answer(s.queue(cl, ci, args))
 			i++
 			continue
 		}
 		r := s.route(cl, ci, args)
+		if r == routeRelay && cl.tx != nil {
+			r = routeSelf // WATCH inside MULTI: refused here, as Redis does
+		}
 		switch r {
 		case routeWrite, routeRead, routeRelay:
 			j := i + 1
 			for j < len(cmds) && s.route(cl, s.cmds.lookup(cmds[j].Args), cmds[j].Args) == r {
+				if cl.track.active.Load() {
+					s.noteCommand(cl, s.cmds.lookup(cmds[j].Args), cmds[j].Args)
+				}
 				j++
 			}
-			for _, reply := range s.run(ctx, cl, r, cmds[i:j]) {
-				cl.reply(reply)
-			}
+			cl.answer(s.run(ctx, cl, r, cmds[i:j])...)
 			i = j
 			continue
 		case routeError:
@@ -292,17 +306,25 @@ func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 			if reply == nil {
 				continue // it passes now (this node's role changed): route it again
 			}
-			cl.reply(reply)
+			cl.answer(reply)
 		case routeLocal:
-			cl.reply(s.reads.local(ctx, cl.db, args))
+			cl.answer(s.localFor(ctx, cl, args))
 		case routeBlock:
 			cl.flush() // what came before is not held back by the wait
-			cl.reply(s.block.serve(cl, ci, args))
+			cl.answer(s.block.serve(cl, ci, args))
 		case routeRelayBlock:
 			cl.flush()
-			cl.reply(s.relay.blocking(cl, args))
+			cl.releaseHeld() // pushes reach a waiting client at once
+			done := noWait
+			if ci.kind != kindRead {
+				done = s.relayedWrite(ctx, cl, [][][]byte{args})
+			}
+			reply := s.relay.blocking(cl, args)
+			cl.holdIfResp3()
+			done()
+			cl.answer(reply)
 		case routeSubscribe, routeSelf:
-			cl.reply(ci.handle(s, ctx, cl, args))
+			cl.answer(ci.handle(s, ctx, cl, args))
 		}
 		if cl.closing.Load() {
 			return true
@@ -317,20 +339,33 @@ func (s *frontEnd) run(ctx context.Context, cl *clientConn, r route, run []resp.
 	switch r {
 	case routeWrite:
 		cmds := make([]entryCmd, len(run))
+		proto := cl.protocol()
 		for i, c := range run {
-			cmds[i] = entryCmd{DB: cl.db, Args: c.Args}
+			cmds[i] = entryCmd{DB: cl.db, Args: c.Args, Proto: proto}
 		}
+		done := s.ownWrite(cl, cmds)
 		replies, err := s.proposer.write(ctx, cmds)
+		done()
 		return repliesOrError(s.cluster, run, replies, err)
 	case routeRead:
-		replies, err := s.reads.forClient(cl).run(ctx, cl.db, run)
+		replies, err := s.reads.forClient(cl).run(ctx, cl.protocol(), cl.db, run)
 		return repliesOrError(s.cluster, run, replies, err)
 	}
 	args := make([][][]byte, len(run))
+	writes := false
 	for i, c := range run {
 		args[i] = c.Args
+		ci := s.cmds.lookup(c.Args)
+		writes = writes || ci.kind != kindRead
+		cl.relayWatch = cl.relayWatch || ci.Name == "watch"
 	}
-	return s.relay.run(cl, args, 0, requestTimeout)
+	done := noWait
+	if writes {
+		done = s.relayedWrite(ctx, cl, args)
+	}
+	out := s.relay.run(cl, args, 0, requestTimeout)
+	done()
+	return out
 }
 
 // overMemory reports whether the child is above the cluster's write limit

@@ -21,7 +21,7 @@ import (
 // newTestFrontEnd serves a front end on a loopback port, in front of a real
 // child, without Raft: enough for connection handling, limits and the
 // commands redraft answers itself (reads at --consistency low).
-func newTestFrontEnd(t *testing.T, setup func(s *frontEnd)) (*frontEnd, string) {
+func newTestFrontEnd(t testing.TB, setup func(s *frontEnd)) (*frontEnd, string) {
 	t.Helper()
 	f, proc := newTestFSM(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -36,8 +36,11 @@ func newTestFrontEnd(t *testing.T, setup func(s *frontEnd)) (*frontEnd, string) 
 	}
 	s.proposer = &proposer{fsm: f}
 	s.reads = &readPath{level: consistencyLow, fsm: f, proposer: s.proposer, tbl: tbl, wall: wallClockMS,
-		pool: redisconn.NewPool("unix", proc.Sock(), 8), lanes: redisconn.NewShared("unix", proc.Sock(), readLanes)}
+		pool: redisconn.NewPool("unix", proc.Sock(), 8), lanes: redisconn.NewShared("unix", proc.Sock(), readLanes),
+		pool3: redisconn.NewPoolWith("unix", proc.Sock(), 8, "HELLO", "3"), lanes3: redisconn.NewSharedWith("unix", proc.Sock(), readLanes, "HELLO", "3")}
 	t.Cleanup(s.reads.lanes.Close)
+	t.Cleanup(s.reads.lanes3.Close)
+	s.tracker = newTracker(&s.clients, proc.Dial, log)
 	if setup != nil {
 		setup(s)
 	}
@@ -46,6 +49,7 @@ func newTestFrontEnd(t *testing.T, setup func(s *frontEnd)) (*frontEnd, string) 
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
+	s.tracker.stopWith(stop)
 	go s.clientsCron(stop)
 	go s.serve(ln)
 	t.Cleanup(func() {
@@ -302,6 +306,7 @@ func newTestNode(t testing.TB, opts *options) (*frontEnd, string, *panicLog) {
 	go s.proposer.sweepLoop(stop)
 	go s.clientsCron(stop)
 	go s.scripts.run(stop)
+	s.tracker.stopWith(stop)
 	go s.serve(m.Clients())
 	t.Cleanup(func() { stopNode(s, n, m, stop, log); ln.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redraft/redraft/internal/command"
@@ -45,17 +46,32 @@ type subscription struct {
 	// the pump reports on each whether no subscription is left (and then
 	// stops, the client leaving subscriber mode, as in Redis).
 	probes map[string]chan bool
+
+	// resp3: the client speaks RESP3, so the child's output (pushes) is
+	// held around the replies of the commands the client runs meanwhile
+	// (resp3.go); detached: RESET ended it and the client stays;
+	// swallowHello: the pump drops the child's reply to the HELLO 2 that
+	// follows the client's own.
+	resp3, detached, swallowHello atomic.Bool
+}
+
+// newSubscription pairs cl with its own connection to the child.
+func newSubscription(cl *clientConn, conn *redisconn.Conn) *subscription {
+	return &subscription{cl: cl, conn: conn, answers: make(map[string][]byte), probes: make(map[string]chan bool), ended: make(chan struct{})}
 }
 
 // subscribe enters subscriber mode and sends the command to the child;
 // the reply comes from the child, through the pump.
 func (s *frontEnd) subscribe(_ context.Context, cl *clientConn, args [][]byte) []byte {
+	if cl.protocol() == resp.Proto3 {
+		return s.subscribe3(cl, args)
+	}
 	conn, err := s.child.Dial()
 	if err != nil {
 		return resp.Error("ERR " + err.Error())
 	}
 	cl.flush() // replies owed before subscribing go first
-	cl.sub = &subscription{cl: cl, conn: conn, answers: make(map[string][]byte), probes: make(map[string]chan bool), ended: make(chan struct{})}
+	cl.sub = newSubscription(cl, conn)
 	cl.subscribed.Store(true)
 	go cl.sub.pump()
 	if !cl.sub.send(args) {
@@ -212,24 +228,22 @@ func (sub *subscription) send(args [][]byte) bool {
 }
 
 // pump reads every reply and message from the child as it comes, so the
-// child never holds them, and queues them for the client; a writer sends
-// the queue to the client as fast as it takes it. What the client has not
-// taken is counted in cl.queued, for --client-output-buffer-limit pubsub.
-// The pump ends when either side fails or the client quits.
+// child never holds them, and queues them for the client (push.go), whose
+// writer sends them as fast as the client takes them. What the client has
+// not taken is counted in cl.queued, for --client-output-buffer-limit
+// pubsub. In RESP3 the child's output is all pushes, held around the
+// replies of the client's other commands. The pump ends when either side
+// fails or the client quits.
 func (sub *subscription) pump() {
-	q := newOutQueue()
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		sub.writeQueue(q)
-	}()
 	leaving := false
 	defer func() {
-		q.close()
-		<-written
-		if leaving {
+		switch {
+		case leaving || sub.detached.Load():
 			sub.conn.Close() // RESET: the client stays
-		} else {
+		default:
+			if q := sub.cl.queue(); q != nil {
+				_ = q.drained() // what the client is owed, QUIT's OK included
+			}
 			sub.close()
 		}
 		close(sub.ended)
@@ -239,11 +253,19 @@ func (sub *subscription) pump() {
 		if err != nil {
 			return
 		}
+		if sub.swallowHello.Load() && isHelloReply(raw) {
+			sub.swallowHello.Store(false) // HELLO 2 sent for the client (resp3.go)
+			continue
+		}
 		answer, marker := sub.answer(raw)
 		if answer != nil {
 			raw = answer
 		}
 		if done := sub.takeProbe(marker); done != nil {
+			if sub.resp3.Load() {
+				done <- false // RESP3 has no subscriber mode to leave
+				continue
+			}
 			leaving = sub.subscriptionsLeft() == 0
 			done <- leaving
 			if leaving {
@@ -256,8 +278,11 @@ func (sub *subscription) pump() {
 		leaving = marker != "" && marker == sub.leave
 		sub.mu.Unlock()
 		sub.countSubscriptions(raw)
-		sub.cl.queued.Add(int64(len(raw)))
-		q.push(raw)
+		if sub.resp3.Load() {
+			sub.cl.deliver(raw, false)
+		} else {
+			sub.cl.enqueue(raw)
+		}
 		if quit || leaving {
 			return
 		}
@@ -274,7 +299,7 @@ var subscriptionKinds = map[string][2]int{
 // countSubscriptions follows the client's subscription counts (for CLIENT
 // LIST) from the child's confirmations.
 func (sub *subscription) countSubscriptions(raw []byte) {
-	if !bytes.HasPrefix(raw, []byte("*3\r\n$")) || bytes.HasPrefix(raw, []byte("*3\r\n$7\r\nmessage")) {
+	if len(raw) < 5 || (raw[0] != '*' && raw[0] != '>') || !bytes.HasPrefix(raw[1:], []byte("3\r\n$")) || bytes.HasPrefix(raw[1:], []byte("3\r\n$7\r\nmessage")) {
 		return
 	}
 	items, err := resp.ArrayItems(raw)
@@ -291,75 +316,6 @@ func (sub *subscription) countSubscriptions(raw []byte) {
 	}
 	if n := sub.cl.subs[k[0]].Add(int32(k[1])); n < 0 {
 		sub.cl.subs[k[0]].Store(0)
-	}
-}
-
-// writeQueue writes queued replies to the client until the queue closes
-// and is drained, or a write fails.
-func (sub *subscription) writeQueue(q *outQueue) {
-	for {
-		batch := q.take()
-		if batch == nil {
-			return
-		}
-		for _, raw := range batch {
-			sub.cl.queued.Add(-int64(len(raw)))
-			if sub.cl.write(raw) != nil {
-				sub.close()
-				return
-			}
-		}
-	}
-}
-
-// outQueue is an unbounded FIFO of replies; its size is watched through
-// the client's queued count instead.
-type outQueue struct {
-	mu     sync.Mutex
-	ready  chan struct{} // has room for one signal: something to take
-	items  [][]byte
-	closed bool
-}
-
-func newOutQueue() *outQueue { return &outQueue{ready: make(chan struct{}, 1)} }
-
-// push adds raw.
-func (q *outQueue) push(raw []byte) {
-	q.mu.Lock()
-	q.items = append(q.items, raw)
-	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
-}
-
-// close lets take return nil once the queue is drained.
-func (q *outQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
-}
-
-// take waits for queued items and returns them all; nil once closed and
-// empty.
-func (q *outQueue) take() [][]byte {
-	for {
-		q.mu.Lock()
-		items, closed := q.items, q.closed
-		q.items = nil
-		q.mu.Unlock()
-		if len(items) > 0 {
-			return items
-		}
-		if closed {
-			return nil
-		}
-		<-q.ready
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redraft/redraft/internal/command"
 	"github.com/redraft/redraft/internal/redisconn"
 	"github.com/redraft/redraft/internal/resp"
 )
@@ -57,10 +58,14 @@ type readPath struct {
 	proposer *proposer
 	lanes    *redisconn.Shared // reads of all clients, coalesced
 	pool     *redisconn.Pool   // connections of its own for a read-only script
-	index    *readIndexer
-	tbl      *commandTable
-	wall     func() int64
-	scripts  *scriptWatch // read-only scripts run under its watch
+	// lanes3 and pool3 are the same in RESP3, for RESP3 clients' reads:
+	// the child answers them in the shapes RESP3 clients get (resp3.go).
+	lanes3  *redisconn.Shared
+	pool3   *redisconn.Pool
+	index   *readIndexer
+	tbl     *commandTable
+	wall    func() int64
+	scripts *scriptWatch // read-only scripts run under its watch
 	// stale is this path at --consistency low, for READONLY connections
 	// (cluster mode); nil when cluster mode is off.
 	stale *readPath
@@ -75,8 +80,9 @@ func (r *readPath) forClient(cl *clientConn) *readPath {
 	return r
 }
 
-// run serves a run of reads in db: one consistency check, one round trip.
-func (r *readPath) run(ctx context.Context, db int, run []resp.Command) ([][]byte, error) {
+// run serves a run of reads in db, answered in proto: one consistency
+// check, one round trip.
+func (r *readPath) run(ctx context.Context, proto resp.Proto, db int, run []resp.Command) ([][]byte, error) {
 	steps := make([]redisconn.Step, len(run))
 	now := r.wall()
 	scripts := readScripts{}
@@ -88,7 +94,29 @@ func (r *readPath) run(ctx context.Context, db int, run []resp.Command) ([][]byt
 	if err := r.check(ctx); err != nil {
 		return nil, err
 	}
-	return r.onChild(db, steps, scripts)
+	return r.onChild(proto, db, steps, scripts)
+}
+
+// tx serves a transaction of reads (MULTI, cmds, EXEC) in db on one child
+// connection, answered in proto, after one consistency check, and returns
+// EXEC's reply. TTL reads are answered against the local clock.
+func (r *readPath) tx(ctx context.Context, proto resp.Proto, db int, cmds [][][]byte) ([]byte, error) {
+	now := r.wall()
+	steps := make([]redisconn.Step, 0, len(cmds)+2)
+	steps = append(steps, redisconn.Step{Args: [][]byte{[]byte("MULTI")}})
+	for _, args := range cmds {
+		switch name := command.Lower(args[0]); name {
+		case "ttl", "pttl", "expiretime", "pexpiretime":
+			args = ttlCommand(name, args[1], now)
+		}
+		steps = append(steps, redisconn.Step{Args: args})
+	}
+	steps = append(steps, redisconn.Step{Args: [][]byte{[]byte("EXEC")}})
+	replies, err := r.steps(ctx, proto, db, steps, true)
+	if err != nil {
+		return nil, err
+	}
+	return replies[len(replies)-1], nil
 }
 
 // readScripts says whether a run of reads runs read-only scripts (and
@@ -107,21 +135,27 @@ func (s *readScripts) note(name string) {
 // ttl answers TTL, PTTL, EXPIRETIME or PEXPIRETIME of key against the local
 // clock (deadlines are stored shifted in the child).
 func (r *readPath) ttl(ctx context.Context, db int, name string, key []byte) ([]byte, error) {
-	replies, err := r.steps(ctx, db, []redisconn.Step{{Args: ttlCommand(name, key, r.wall())}}, true)
+	replies, err := r.steps(ctx, resp.Proto2, db, []redisconn.Step{{Args: ttlCommand(name, key, r.wall())}}, true)
 	if err != nil {
 		return nil, err
 	}
 	return replies[0], nil
 }
 
-// local runs one command on a child connection with no consistency check.
+// local runs one command on a child connection with no consistency check,
+// answered in RESP2 (for redraft's own use of the reply).
 func (r *readPath) local(ctx context.Context, db int, args [][]byte) []byte {
-	return r.localStep(ctx, db, redisconn.Step{Args: args})
+	return r.localStep(ctx, resp.Proto2, db, redisconn.Step{Args: args})
+}
+
+// localIn is local answered in proto (a reply for a client).
+func (r *readPath) localIn(ctx context.Context, proto resp.Proto, db int, args [][]byte) []byte {
+	return r.localStep(ctx, proto, db, redisconn.Step{Args: args})
 }
 
 // localStep runs one step on a child connection with no consistency check.
-func (r *readPath) localStep(ctx context.Context, db int, st redisconn.Step) []byte {
-	replies, err := r.steps(ctx, db, []redisconn.Step{st}, false)
+func (r *readPath) localStep(ctx context.Context, proto resp.Proto, db int, st redisconn.Step) []byte {
+	replies, err := r.onChild(proto, db, []redisconn.Step{st}, readScripts{})
 	if err != nil {
 		return errorReply(err)
 	}
@@ -139,13 +173,13 @@ func (r *readPath) localStrings(args ...string) []byte {
 
 // steps checks consistency (when checked), makes sure nothing past its
 // deadline is visible, and runs steps on a pooled child connection.
-func (r *readPath) steps(ctx context.Context, db int, steps []redisconn.Step, checked bool) ([][]byte, error) {
+func (r *readPath) steps(ctx context.Context, proto resp.Proto, db int, steps []redisconn.Step, checked bool) ([][]byte, error) {
 	if checked {
 		if err := r.check(ctx); err != nil {
 			return nil, err
 		}
 	}
-	return r.onChild(db, steps, readScripts{})
+	return r.onChild(proto, db, steps, readScripts{})
 }
 
 // check applies --consistency and hides keys past their deadline.
@@ -156,18 +190,23 @@ func (r *readPath) check(ctx context.Context) error {
 	return r.hideExpired(ctx)
 }
 
-// onChild runs steps on the child: on a shared lane, or, for read-only
-// scripts (which the watchdog must be able to stop without stopping
-// anyone else's reads), on a pooled connection of their own.
-func (r *readPath) onChild(db int, steps []redisconn.Step, scripts readScripts) ([][]byte, error) {
+// onChild runs steps on the child, answered in proto: on a shared lane,
+// or, for read-only scripts (which the watchdog must be able to stop
+// without stopping anyone else's reads), on a pooled connection of their
+// own.
+func (r *readPath) onChild(proto resp.Proto, db int, steps []redisconn.Step, scripts readScripts) ([][]byte, error) {
+	lanes, pool := r.lanes, r.pool
+	if proto >= resp.Proto3 {
+		lanes, pool = r.lanes3, r.pool3
+	}
 	if !(scripts.any && r.scripts != nil) {
-		out, err := r.lanes.Run(db, steps)
+		out, err := lanes.Run(db, steps)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", errChild, err)
 		}
 		return out, nil
 	}
-	c, err := r.pool.Get()
+	c, err := pool.Get()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errChild, err)
 	}
@@ -176,7 +215,7 @@ func (r *readPath) onChild(db int, steps []redisconn.Step, scripts readScripts) 
 		c.Close()
 		return nil, fmt.Errorf("%w: %w", errChild, err)
 	}
-	r.pool.Put(c)
+	pool.Put(c)
 	return out, nil
 }
 

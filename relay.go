@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/redraft/redraft/internal/redisconn"
@@ -56,11 +57,15 @@ func (r *leaderRelay) run(cl *clientConn, cmds [][][]byte, skip int, limit time.
 		_ = c.SetDeadline(time.Now().Add(limit))
 		defer c.SetDeadline(time.Time{})
 	}
+	switched := r.useProto(cl, c)
 	selected := c.SelectDB(cl.db)
 	for _, args := range cmds {
 		c.Send(args)
 	}
 	err = c.Flush()
+	if err == nil && switched {
+		_, err = c.ReadReply()
+	}
 	if err == nil && selected {
 		_, err = c.ReadReply()
 	}
@@ -79,6 +84,20 @@ func (r *leaderRelay) run(cl *clientConn, cmds [][][]byte, skip int, limit time.
 	return out
 }
 
+// useProto queues a HELLO on the relay connection when the client now
+// speaks another protocol than the leader answers it in (the leader's
+// front end then answers in the client's protocol); it reports whether a
+// reply must be read for it.
+func (r *leaderRelay) useProto(cl *clientConn, c *redisconn.Conn) bool {
+	p := cl.protocol()
+	if cl.relayProto == p || (cl.relayProto == 0 && p == resp.Proto2) {
+		return false
+	}
+	c.Send(helloArgs(p))
+	cl.relayProto = p
+	return true
+}
+
 // conn returns the client's connection to the current leader,
 // replacing one to a former leader.
 func (r *leaderRelay) conn(cl *clientConn) (*redisconn.Conn, error) {
@@ -86,6 +105,9 @@ func (r *leaderRelay) conn(cl *clientConn) (*redisconn.Conn, error) {
 	if cl.relay != nil && cl.relayTo != leader {
 		cl.relay.Close()
 		cl.relay = nil
+	}
+	if cl.relay == nil {
+		cl.relayProto = 0 // a new connection speaks RESP2
 	}
 	if cl.relay == nil {
 		nc, err := r.dial(leader, 3*time.Second)
@@ -117,6 +139,28 @@ func (r *leaderRelay) blocking(cl *clientConn, args [][]byte) []byte {
 		}
 	}()
 	return r.run(cl, [][][]byte{args}, 0, 0)[0]
+}
+
+// appliedOnLeader asks the leader, on cl's relay connection, for its
+// applied index (RAFTSTATS): after a relayed write has been answered, it
+// is at least the write's index.
+func (r *leaderRelay) appliedOnLeader(cl *clientConn) (uint64, bool) {
+	if cl.relay == nil {
+		return 0, false
+	}
+	raw := r.run(cl, [][][]byte{{[]byte("RAFTSTATS")}}, 0, requestTimeout)[0]
+	items, err := resp.ArrayItems(raw)
+	if err != nil {
+		return 0, false
+	}
+	for i := 0; i+1 < len(items); i += 2 {
+		if name, _ := resp.ReplyString(items[i]); name == "applied_index" {
+			v, _ := resp.ReplyString(items[i+1])
+			n, err := strconv.ParseUint(v, 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
 
 // argsOf lists the arguments of commands.

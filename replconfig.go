@@ -186,9 +186,5 @@ func withHeld(raw []byte, h *heldConfig) []byte {
 	if !changed {
 		return raw
 	}
-	out := resp.ArrayHeader(len(items))
-	for _, it := range items {
-		out = append(out, it...)
-	}
-	return out
+	return resp.Rebuild(raw, items) // an array in RESP2, a map in RESP3
 }

@@ -28,6 +28,7 @@ const (
 // applyStep is one command as the child will run it.
 type applyStep struct {
 	db        int
+	proto     resp.Proto // the protocol the client reads replies in
 	args      [][]byte
 	precheck  []dbKey // keys whose due deadlines are enforced first
 	readBack  []dbKey // keys whose deadline is read back afterwards
@@ -123,7 +124,7 @@ type scriptSource func(sha string) (string, bool)
 // planCommand turns c into the step(s) a child runs at time t. seed makes
 // random choices (SPOP) a function of the log position.
 func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts scriptSource) applyStep {
-	st := applyStep{db: c.DB, args: c.Args}
+	st := applyStep{db: c.DB, args: c.Args, proto: c.Proto}
 	if len(c.Sub) > 0 {
 		st.args = [][]byte{[]byte("MULTI")}
 		if len(c.Args) > 1 {
@@ -148,6 +149,8 @@ func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts 
 	}
 	if len(c.Args) > 2 && string(c.Args[0]) == cmdPop {
 		st = internalScript(c.DB, popScript, c.Args[2:], c.Args[1])
+		st.proto = c.Proto
+		st.mapReply = popReplyIn(c.Proto, len(c.Args[1]) > 0 && c.Args[1][0] == 'Z')
 		st.precheck = dbKeysOf(c.DB, c.Args[2:])
 		return st
 	}
@@ -519,6 +522,9 @@ func (st *applyStep) planSpop(args [][]byte, seed uint64) {
 	}
 	mapped := internalScript(st.db, spopScript, args[1:2], []byte(strconv.FormatUint(seed%(1<<31), 10)), []byte(count))
 	st.args, st.mapReply = mapped.args, mapped.mapReply
+	if count != "" {
+		st.mapReply = setReplyIn(st.proto)
+	}
 }
 
 // planEval runs a script with the time prelude and T appended to ARGV.

@@ -42,7 +42,7 @@ var scriptPrelude = `local __r = redis; local __keys = KEYS; local __T = tonumbe
 var scriptHelpers = []string{
 	`local function __n(v) local x = tonumber(v); if x and x == math.floor(x) and x > 0 then return x end return nil end;`,
 	`local function __at(ms) return string.format('%.0f', ms + __D) end;`,
-	`local function __lastms(k) local i = __r.pcall('XINFO', 'STREAM', k); if type(i) ~= 'table' or i.err then return '0' end; for j = 1, #i - 1, 2 do if i[j] == 'last-generated-id' then return string.match(i[j + 1], '^(%d+)') or '0' end end; return '0' end;`,
+	`local function __lastms(k) local i = __r.pcall('XINFO', 'STREAM', k); if type(i) ~= 'table' or i.err then return '0' end; if i.map then i = {'last-generated-id', i.map['last-generated-id']} end; for j = 1, #i - 1, 2 do if i[j] == 'last-generated-id' then return string.match(i[j + 1], '^(%d+)') or '0' end end; return '0' end;`,
 	`local function __msafter(a, b) if #a ~= #b then return #a > #b end; return a > b end;`,
 	`local function __fix(a) local c = string.lower(tostring(a[1]));`,
 	`if c == 'expire' or c == 'pexpire' or c == 'expireat' or c == 'pexpireat' then local v = tonumber(a[3]); if v and v == math.floor(v) then local ms = v; if c == 'expire' then ms = __T + v * 1000 elseif c == 'pexpire' then ms = __T + v elseif c == 'expireat' then ms = v * 1000 end; a[1] = 'PEXPIREAT'; a[3] = __at(ms) end;`,
@@ -57,6 +57,11 @@ var scriptHelpers = []string{
 	`local __ttlcmd = {expire = 2, pexpire = 2, expireat = 2, pexpireat = 2, set = 2, setex = 2, psetex = 2, getex = 2, restore = 2, rename = 3, renamenx = 3, copy = 3};`,
 	`local function __setsttl(c, a) if c == 'set' or c == 'getex' then for i = 3, #a do local o = string.lower(tostring(a[i])); if o == 'ex' or o == 'px' or o == 'exat' or o == 'pxat' then return true end end; return false end; if c == 'restore' then return tostring(a[3]) ~= '0' end; return true end;`,
 	`local __decl = nil; local __switched = false; local function __declared(k) if not __decl then __decl = {}; for _, x in ipairs(__keys or {}) do __decl[x] = true end end; return __decl[k] end;`,
+	// After redis.setresp(3), sets and maps arrive as Lua tables keyed by
+	// member or field, iterated in an order that depends on how they were
+	// filled: __sortkeys refills one in sorted key order, so every node
+	// iterates it alike.
+	`local function __sortkeys(t) local ks = {}; for k in pairs(t) do ks[#ks + 1] = k end; table.sort(ks); local o = {}; for _, k in ipairs(ks) do o[k] = t[k] end; return o end;`,
 	`local function __pairsort(t) local p = {}; for i = 1, #t, 2 do p[#p + 1] = {t[i], t[i + 1]} end; table.sort(p, function(x, y) return x[1] < y[1] end); local o = {}; for _, x in ipairs(p) do o[#o + 1] = x[1]; o[#o + 1] = x[2] end; return o end;`,
 	ttlFormulaLua,
 	`local function __ttl(c, k) return __ttlof(__r.call('PEXPIRETIME', k), __T, c) end;`,
@@ -71,8 +76,8 @@ var scriptHelpers = []string{
 	`local n = __ttlcmd[c]; if n then local a = {...}; if __setsttl(c, a) then for i = 2, n do if a[i] ~= nil and not __declared(a[i]) then return __refuse('ERR ' .. string.upper(c) .. ' in a script that may write must name only keys declared in KEYS on redraft (deadlines are tracked per declared key)') end end; if c == 'copy' then for i = 4, #a do if string.lower(tostring(a[i])) == 'db' then return __refuse('ERR COPY ... DB is not allowed in scripts that may write on redraft') end end end;`,
 	`if __fn and __switched then return __refuse('ERR ' .. string.upper(c) .. ' with a TTL after SELECT is not allowed in a function on redraft (deadlines are tracked in the caller\'s database)') end end; return __unpack(f, __fix(a)) end;`,
 	`if __fixcmd[c] then return __unpack(f, __fix({...})) end;`,
-	`if __unordered[c] then local r = f(...); if type(r) == 'table' and r.err == nil then table.sort(r) end; return r end;`,
-	`if c == 'hgetall' then local r = f(...); if type(r) == 'table' and r.err == nil then r = __pairsort(r) end; return r end;`,
+	`if __unordered[c] then local r = f(...); if type(r) == 'table' and r.err == nil then if r.set then r.set = __sortkeys(r.set) else table.sort(r) end end; return r end;`,
+	`if c == 'hgetall' then local r = f(...); if type(r) == 'table' and r.err == nil then if r.map then r.map = __sortkeys(r.map) else r = __pairsort(r) end end; return r end;`,
 	`end;`,
 	`if (c == 'ttl' or c == 'pttl' or c == 'expiretime' or c == 'pexpiretime') and select('#', ...) == 2 then return __ttl(c, select(2, ...)) end;`,
 	`if c == 'select' then local r = f(...); if type(r) ~= 'table' or r.err == nil then __switched = true end; return r end;`,
@@ -191,8 +196,12 @@ func stripPreludeFromList(raw []byte) []byte {
 	if !ok {
 		return raw
 	}
+	proto := resp.Proto2
 	for _, lib := range libs {
 		fields, ok := lib.([]any)
+		if m, isMap := lib.(resp.Map); isMap {
+			fields, ok, proto = m, true, resp.Proto3 // RESP3: a map per library
+		}
 		if !ok {
 			continue
 		}
@@ -204,7 +213,7 @@ func stripPreludeFromList(raw []byte) []byte {
 			}
 		}
 	}
-	return resp.AppendValue(nil, resp.Proto2, v)
+	return resp.AppendValue(nil, proto, v)
 }
 
 // functionTimeArg is the extra last FCALL argument carrying T (negative for

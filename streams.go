@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/redraft/redraft/internal/command"
-	"github.com/redraft/redraft/internal/resp"
 )
 
 // Stream consumer groups keep, per pending entry, the time it was last
@@ -127,12 +126,7 @@ func (st *applyStep) planStreamCommand(name string, args [][]byte, t int64) {
 	switch name {
 	case "xreadgroup":
 		st.args = append([][]byte{[]byte("EVAL"), []byte(xreadgroupScript), []byte("0"), tt}, args[1:]...)
-		st.mapReply = func(raw []byte) []byte {
-			if resp.ReplyIsNull(raw) {
-				return resp.NullArray // what XREADGROUP answers; a script can only give a null bulk
-			}
-			return internalScriptReply(raw)
-		}
+		st.mapReply = streamsReplyIn(st.proto)
 		return
 	case "xclaim":
 		argv = planXclaim(args, t)

@@ -71,6 +71,10 @@ func (w *watchEntry) watch(keys []dbKey) error {
 func (w *watchEntry) exec(st *applyStep) ([]byte, error) {
 	c := w.conn
 	n := 0
+	if protoOf(st.proto) == resp.Proto3 {
+		c.Send(helloArgs(st.proto)) // the connection is closed after EXEC
+		n++
+	}
 	if c.SelectDB(st.db) {
 		n++
 	}

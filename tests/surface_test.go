@@ -335,15 +335,16 @@ func surfaceConnection(t *testing.T, env *surfaceEnv) {
 		t.Errorf("CLIENT HELP = %v, %v", v, err)
 	}
 
-	// HELLO: RESP2 works, RESP3 is refused with NOPROTO.
+	// HELLO 2 (RESP3 is tested in resp3_test.go); versions other than 2
+	// and 3 are refused with NOPROTO.
 	rc := dialAddrRaw(t, l.Addr)
 	hello := rc.do(t, "HELLO", "2")
 	id := rc.do(t, "CLIENT", "ID")
 	sCheck(t, strings.HasPrefix(hello, "*14 $server $redis $version $") && strings.Contains(hello, " $proto :2 ") &&
 		strings.Contains(hello, " $id "+id+" $mode $standalone $role $master $modules *0"), "HELLO 2 = %q (CLIENT ID %s)", hello, id)
-	got := rc.do(t, "HELLO", "3")
-	sCheck(t, got == "-NOPROTO unsupported protocol version", "HELLO 3 = %q", got)
-	sCheck(t, rc.do(t, "PING") == "+PONG", "connection unusable after HELLO 3")
+	got := rc.do(t, "HELLO", "4")
+	sCheck(t, got == "-NOPROTO unsupported protocol version", "HELLO 4 = %q", got)
+	sCheck(t, rc.do(t, "PING") == "+PONG", "connection unusable after HELLO 4")
 	rc.do(t, "HELLO", "2", "SETNAME", "viahello")
 	got = rc.do(t, "CLIENT", "GETNAME")
 	sCheck(t, got == "$viahello", "CLIENT GETNAME after HELLO 2 SETNAME = %q", got)

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redraft/redraft/internal/resp"
+)
+
+// BenchmarkFrontEndReadsRESP2 measures a RESP2 client's pipelined reads
+// through the front end (16 GETs and a PING per round trip), allocations
+// included: the RESP2 path must not pay for RESP3 and tracking.
+func BenchmarkFrontEndReadsRESP2(b *testing.B) {
+	s, addr := newTestFrontEnd(b, nil)
+	c, err := s.child.Dial()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Do("SET", "k", "v"); err != nil {
+		b.Fatal(err)
+	}
+	c.Close()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	br := bufio.NewReader(nc)
+	req := []byte(strings.Repeat("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", 16) + "*1\r\n$4\r\nPING\r\n")
+	var buf []byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := nc.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		for j := 0; j < 17; j++ {
+			if buf, err = resp.ReadReply(br, buf[:0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkFrontEndWritesRESP2 measures a RESP2 client's pipelined writes
+// (16 SETs per round trip) through a one-node Raft log, allocations
+// included.
+func BenchmarkFrontEndWritesRESP2(b *testing.B) {
+	_, addr, _ := newTestNode(b, nil)
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	br := bufio.NewReader(nc)
+	req := []byte(strings.Repeat("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", 16))
+	var buf []byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := nc.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		for j := 0; j < 16; j++ {
+			if buf, err = resp.ReadReply(br, buf[:0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
