@@ -116,25 +116,21 @@ func (s *frontEnd) clusterCommand(ctx context.Context, cl *clientConn, args [][]
 	if err != nil {
 		return resp.Error("ERR " + err.Error())
 	}
-	p := replyProto(cl)
+	p := cl.protocol()
 	switch sub {
 	case "slots":
 		return sh.slotsReply(p)
 	case "shards":
 		return sh.shardsReply(p)
 	case "nodes":
-		return resp.Bulk(sh.nodesText(s.wall()))
+		return resp.AppendVerbatim(nil, p, "txt", sh.nodesText(s.wall()))
 	case "info":
-		return resp.Bulk(sh.infoText())
+		return resp.AppendVerbatim(nil, p, "txt", sh.infoText())
 	case "replicas", "slaves":
 		return sh.replicasReply(args[2], s.wall())
 	}
 	return resp.Error(unknownSubcommand(args))
 }
-
-// replyProto is the protocol of cl's replies. Connections speak RESP2 here;
-// a RESP3 connection would get maps where Redis sends them.
-func replyProto(_ *clientConn) resp.Proto { return resp.Proto2 }
 
 // clusterRefused are the CLUSTER subcommands redraft does not offer, with
 // the reason: Raft, not the cluster bus, decides members, roles and slots.

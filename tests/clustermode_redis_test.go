@@ -107,7 +107,7 @@ func dialAddr(t *testing.T, addr string) *rawConn {
 	return &rawConn{c: c, r: bufio.NewReader(c)}
 }
 
-// rawReply reads one RESP2 reply and returns its bytes as sent.
+// rawReply reads one reply, RESP2 or RESP3, and returns its bytes as sent.
 func (rc *rawConn) rawReply(t testing.TB, timeout time.Duration) string {
 	t.Helper()
 	rc.c.SetReadDeadline(time.Now().Add(timeout))
@@ -128,8 +128,9 @@ func readRawValue(r *bufio.Reader, b *strings.Builder) error {
 		return fmt.Errorf("short reply line %q", line)
 	}
 	n, _ := strconv.Atoi(strings.TrimRight(line[1:], "\r\n"))
+	elems := 0
 	switch line[0] {
-	case '$':
+	case '$', '=', '!': // bulk, verbatim, blob error
 		if n < 0 {
 			return nil
 		}
@@ -138,11 +139,16 @@ func readRawValue(r *bufio.Reader, b *strings.Builder) error {
 			return err
 		}
 		b.Write(buf)
-	case '*':
-		for i := 0; i < n; i++ {
-			if err := readRawValue(r, b); err != nil {
-				return err
-			}
+	case '*', '~', '>': // array, set, push
+		elems = n
+	case '%': // map
+		elems = 2 * n
+	case '|': // attribute, then the value it describes
+		elems = 2*n + 1
+	}
+	for i := 0; i < elems; i++ {
+		if err := readRawValue(r, b); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -217,17 +223,20 @@ func (v replicaView) normalize(raw string) string {
 	} {
 		raw = x.re.ReplaceAllString(raw, x.with)
 	}
-	// A bulk of text lines (CLUSTER NODES, REPLICAS' entries, INFO): sort
-	// the lines and drop the length.
-	if strings.HasPrefix(raw, "$") && strings.Count(raw, "\n") > 2 {
-		body := bulkText(raw)
+	// A bulk of text lines (CLUSTER NODES, REPLICAS' entries, INFO; a
+	// verbatim string in RESP3): sort the lines and drop the length.
+	if verbatim := strings.HasPrefix(raw, "="); (verbatim || strings.HasPrefix(raw, "$")) && strings.Count(raw, "\n") > 2 {
+		body, head := bulkText(raw), "$<len>\r\n"
+		if verbatim {
+			body, head = strings.TrimSuffix(raw[strings.Index(raw, "\r\n")+2+len("txt:"):], "\r\n"), "=<len>\r\ntxt:"
+		}
 		sep := "\n"
 		if strings.Contains(body, "\r\n") {
 			sep = "\r\n"
 		}
 		lines := strings.Split(strings.TrimSuffix(body, sep), sep)
 		sort.Strings(lines)
-		raw = "$<len>\r\n" + strings.Join(lines, sep) + sep + "\r\n"
+		raw = head + strings.Join(lines, sep) + sep + "\r\n"
 	}
 	return regexp.MustCompile(`\$\d+\r\n(<(master|self)-id> )`).ReplaceAllString(raw, "$$<len>\r\n$1")
 }
@@ -262,6 +271,15 @@ var clusterReplicaScript = [][]string{
 	{"READWRITE"}, {"GET", "foo"},
 	{"READONLY"}, {"RESET"}, {"GET", "foo"},
 	{"ASKING"}, {"GET", "foo"},
+}
+
+// clusterReplicaScriptRESP3 is sent after HELLO 3: the topology in RESP3's
+// maps and verbatim strings, redirects and reads.
+var clusterReplicaScriptRESP3 = [][]string{
+	{"CLUSTER", "SLOTS"}, {"CLUSTER", "SHARDS"}, {"CLUSTER", "NODES"}, {"CLUSTER", "INFO"}, {"CLUSTER", "MYID"},
+	{"CLUSTER", "REPLICAS", "{master-id}"}, {"CLUSTER", "KEYSLOT", "foo"}, {"CLUSTER", "GETKEYSINSLOT", "12182", "10"},
+	{"GET", "foo"}, {"MGET", "foo", "{a}x"}, {"SELECT", "1"},
+	{"READONLY"}, {"GET", "foo"}, {"GET", "{a}nothing"}, {"TTL", "foo"}, {"HGETALL", "{a}nothing"}, {"SET", "foo", "x"},
 }
 
 // clusterReplicaDiffers are the commands a redraft follower answers
@@ -335,6 +353,21 @@ func TestClusterModeReplicaMatchesRedis(t *testing.T) {
 		want, got := theirs.normalize(rc.rawReply(t, cmdTimeout)), ours.normalize(fc.rawReply(t, cmdTimeout))
 		if got != want {
 			t.Errorf("%q:\n got %q\nwant %q (Redis Cluster replica)", args, got, want)
+		}
+	}
+
+	// The same in RESP3 (HELLO's own reply names the server, so differs).
+	rc, fc = dialAddr(t, replica.Addr), dialRaw(t, follower)
+	rc.send(t, "HELLO", "3")
+	fc.send(t, "HELLO", "3")
+	rc.rawReply(t, cmdTimeout)
+	fc.rawReply(t, cmdTimeout)
+	for _, args := range clusterReplicaScriptRESP3 {
+		rc.send(t, expand(theirs, args)...)
+		fc.send(t, expand(ours, args)...)
+		want, got := theirs.normalize(rc.rawReply(t, cmdTimeout)), ours.normalize(fc.rawReply(t, cmdTimeout))
+		if got != want {
+			t.Errorf("RESP3 %q:\n got %q\nwant %q (Redis Cluster replica)", args, got, want)
 		}
 	}
 
