@@ -474,6 +474,8 @@ func (s *frontEnd) raftCommand(ctx context.Context, cl *clientConn, args [][]byt
 		return resp.Error("CLUSTERDOWN no leader is known yet")
 	case "raftstate":
 		return resp.Status(s.node.state().String())
+	case "raftterm":
+		return resp.Integer(int64(s.node.term()))
 	case "raftstats":
 		return sortedPairs(cl.protocol(), s.raftStats())
 	case "raftpeers":

@@ -73,7 +73,7 @@ func answeredBy(h handler) commandSpec { return commandSpec{kind: kindSelf, hand
 // not know them, so they are added to the table.
 var raftCommands = map[string]int{
 	"raftaddpeer": 2, "raftremovepeer": 2, "raftleader": 1, "raftsnapshot": 1,
-	"raftstate": 1, "raftstats": 1, "raftpeers": 1, "raftdigest": 1,
+	"raftstate": 1, "raftstats": 1, "raftpeers": 1, "raftdigest": 1, "raftterm": 1,
 }
 
 // commandSpecs is the table of exceptions, by lower-case name (subcommands

@@ -215,10 +215,11 @@ func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Supervisor, tbl *c
 		maxClients: cfg.maxClients, outputLimits: cfg.outputLimits,
 		idleTimeout: time.Duration(cfg.idleTimeout) * time.Second,
 		limits:      clientLimits(cfg), wall: wallClockMS, epoch: time.Now().UnixNano(),
-		relay: &leaderRelay{enabled: cfg.followerProxy, node: n, dial: func(addr string, timeout time.Duration) (net.Conn, error) {
-			return d.Dial(addr, peer.PurposeRelay, timeout)
-		}},
 	}
+	peerStream := func(addr string, timeout time.Duration) (net.Conn, error) {
+		return d.Dial(addr, peer.PurposeRelay, timeout)
+	}
+	s.relay = &leaderRelay{enabled: cfg.followerProxy, node: n, dial: peerStream}
 	s.proposer = newProposer(n, f, wallClockMS, log.With("src", "proposer"))
 	pool := redisconn.NewPool("unix", proc.Sock(), 256)
 	pool3 := redisconn.NewPoolWith("unix", proc.Sock(), 64, "HELLO", "3")
@@ -231,7 +232,7 @@ func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Supervisor, tbl *c
 	s.reads = &readPath{
 		level: cfg.consistency, node: n, fsm: f, proposer: s.proposer, tbl: tbl, wall: wallClockMS,
 		pool: pool, lanes: lanes, pool3: pool3, lanes3: lanes3,
-		index: &readIndexer{node: n, fsm: f},
+		index: &readIndexer{node: n, fsm: f, prober: &termProber{node: n, dial: peerStream}},
 	}
 	s.tracker = newTracker(&s.clients, proc.Dial, log.With("src", "tracking"))
 	s.scripts = &scriptWatch{fsm: f, node: n, proposer: s.proposer, child: proc, log: log.With("src", "scripts"), wall: wallClockMS}

@@ -470,6 +470,9 @@ func (n *raftNode) verifyLeader() (uint64, error) {
 	return 0, fmt.Errorf("%w: %w", ErrReadVerify, err)
 }
 
+// term is the node's current Raft term (RAFTTERM, leadership.go).
+func (n *raftNode) term() uint64 { return n.raft.CurrentTerm() }
+
 // commitIndex is the latest index this node knows to be committed.
 func (n *raftNode) commitIndex() uint64 { return n.raft.CommitIndex() }
 

@@ -258,11 +258,13 @@ func (r *readPath) hideExpired(ctx context.Context) error {
 }
 
 // readIndexer batches linearizable reads: every read waiting when a round
-// starts shares one VerifyLeader, then waits until the applied index reaches
-// the commit index taken at the start of that round.
+// starts shares one confirmation of leadership (leadership.go), then waits
+// until the applied index reaches the commit index taken at the start of
+// that round.
 type readIndexer struct {
 	node    *raftNode
 	fsm     *fsm
+	prober  *termProber
 	mu      sync.Mutex
 	waiters []chan readRound
 	running bool
@@ -326,7 +328,9 @@ func (r *readIndexer) loop() {
 			return
 		}
 		r.mu.Unlock()
-		commit, err := r.node.verifyLeader()
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		commit, err := r.prober.confirm(ctx)
+		cancel()
 		for _, w := range waiters {
 			w <- readRound{commit: commit, err: err}
 		}

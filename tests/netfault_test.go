@@ -46,6 +46,7 @@ type netFault struct {
 	lns    []net.Listener
 	conns  map[*proxyConn]bool
 	seen   map[link]int // connections accepted per (source, destination)
+	held   map[link]int // chunks read and not yet written or dropped
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -58,6 +59,7 @@ func newNetFault(t testing.TB) *netFault {
 		cuts:   map[link]bool{},
 		delays: map[link]time.Duration{},
 		conns:  map[*proxyConn]bool{},
+		held:   map[link]int{},
 		seen:   map[link]int{},
 	}
 	t.Cleanup(p.close)
@@ -171,6 +173,7 @@ func (p *netFault) pump(pc *proxyConn, from, to net.Conn, l link) {
 				if cut {
 					pc.tainted.Store(true)
 				} else {
+					p.hold(l, 1)
 					queue <- chunk{append([]byte(nil), buf[:n]...), time.Now().Add(d)}
 				}
 			}
@@ -183,6 +186,7 @@ func (p *netFault) pump(pc *proxyConn, from, to net.Conn, l link) {
 		if wait := time.Until(ch.due); wait > 0 {
 			time.Sleep(wait) // the injected latency itself
 		}
+		p.hold(l, -1)
 		if _, cut := p.rule(l); cut {
 			pc.tainted.Store(true)
 			continue
@@ -198,6 +202,21 @@ func (p *netFault) pump(pc *proxyConn, from, to net.Conn, l link) {
 	if tc, ok := to.(*net.TCPConn); ok {
 		tc.CloseWrite()
 	}
+}
+
+// hold counts chunks of direction l held back by the proxy.
+func (p *netFault) hold(l link, n int) {
+	p.mu.Lock()
+	p.held[l] += n
+	p.mu.Unlock()
+}
+
+// holding is the number of chunks node from has sent to node to that the
+// proxy has not delivered yet.
+func (p *netFault) holding(from, to int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held[link{from, to}]
 }
 
 // rule returns the delay and whether direction l is cut.
