@@ -283,7 +283,8 @@ func linWorker(h *linHistory, c *faultCluster, keys []string, seed int64, stop <
 }
 
 // linDuration is how long the faults run at least: REDRAFT_LIN_DURATION, or
-// 0 (one fault of each kind).
+// 40 s (each fault kind at least once, then more in the same order; about
+// a minute with the cluster's start and the check).
 func linDuration(t testing.TB) time.Duration {
 	if s := os.Getenv("REDRAFT_LIN_DURATION"); s != "" {
 		d, err := time.ParseDuration(s)
@@ -292,7 +293,7 @@ func linDuration(t testing.TB) time.Duration {
 		}
 		return d
 	}
-	return 0
+	return 40 * time.Second
 }
 
 // outputDir is where a failing test leaves evidence: its artifact directory
