@@ -34,22 +34,6 @@ func helloArgs(p resp.Proto) [][]byte {
 	return [][]byte{[]byte("HELLO"), []byte(strconv.Itoa(int(protoOf(p))))}
 }
 
-// useProto makes the apply connection answer in proto from the next queued
-// command on, with a HELLO whose reply is dropped, only when it answers in
-// another protocol now.
-func (p *pipeline) useProto(proto resp.Proto) {
-	want, cur := protoOf(proto), p.st.connProto
-	if cur == 0 {
-		cur = resp.Proto2 // a new connection
-	}
-	if cur == want {
-		return
-	}
-	p.st.conn.Send(helloArgs(want))
-	p.handlers = append(p.handlers, replyHandler{})
-	p.st.connProto = want
-}
-
 // runsHello reports whether a transaction's queued commands include HELLO,
 // which switches the connection's protocol inside EXEC.
 func runsHello(subs []applyStep) bool {
