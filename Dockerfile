@@ -8,6 +8,9 @@
 # A cluster:  give each container a name others can reach and advertise it,
 #   docker run --name n1 --network rd -v n1:/data redraft -advertise n1:7481
 #   docker run --name n2 --network rd -v n2:/data redraft -advertise n2:7481 -join n1:7481
+# Metrics, health checks and backups over HTTP:
+#   docker run -p 7481:7481 -p 9121:9121 -v redraft1:/data redraft -metrics-addr 0.0.0.0:9121
+#   (a health check: curl -f http://HOST:9121/readyz)
 # Arguments after the image name are appended to the entrypoint, and a
 # flag given twice takes its last value, so -dir and -bind can be changed
 # there too. Every option can also come from REDRAFT_<NAME> variables or a

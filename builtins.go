@@ -63,6 +63,7 @@ func (s *frontEnd) quit(_ context.Context, cl *clientConn, _ [][]byte) []byte {
 // subscriber mode in subscribedCommand first).
 func (s *frontEnd) reset(ctx context.Context, cl *clientConn, _ [][]byte) []byte {
 	s.resetState(ctx, cl)
+	s.monitors.remove(cl)
 	return resp.Status("RESET")
 }
 
@@ -244,20 +245,6 @@ func validClientName(name []byte) bool {
 	return true
 }
 
-// childVersion is the child's redis_version, which HELLO reports.
-func (s *frontEnd) childVersion() string {
-	version := "7.0.0"
-	if raw := s.reads.localStrings("INFO", "server"); raw != nil {
-		info, _ := resp.ReplyString(raw)
-		for _, line := range strings.Split(info, "\r\n") {
-			if v, ok := strings.CutPrefix(line, "redis_version:"); ok {
-				version = v
-			}
-		}
-	}
-	return version
-}
-
 // client handles CLIENT for this node's connections.
 func (s *frontEnd) client(_ context.Context, cl *clientConn, args [][]byte) []byte {
 	sub := strings.ToLower(string(args[1]))
@@ -394,42 +381,6 @@ func (s *frontEnd) killClients(self *clientConn, match func(*clientConn) bool, s
 	return n
 }
 
-// info answers INFO from the local child, with a Raft section added.
-func (s *frontEnd) info(ctx context.Context, cl *clientConn, args [][]byte) []byte {
-	section := ""
-	if len(args) > 1 {
-		section = strings.ToLower(string(args[1]))
-	}
-	var text string
-	if section != "raft" {
-		raw := s.reads.local(ctx, 0, args)
-		if resp.ReplyIsError(raw) {
-			return raw
-		}
-		text, _ = resp.ReplyString(raw)
-		text = replaceInfoSection(text, "Clients", s.clientsInfo())
-		if s.cluster != nil {
-			text = replaceInfoSection(text, "Cluster", "cluster_enabled:1\r\n")
-		}
-		text = s.trackingInfoLines(text)
-	}
-	if section == "" || section == "raft" || section == "all" || section == "everything" || section == "default" {
-		stats := s.raftStats()
-		var b strings.Builder
-		if text != "" {
-			b.WriteString(strings.TrimRight(text, "\r\n"))
-			b.WriteString("\r\n\r\n")
-		}
-		b.WriteString("# Raft\r\n")
-		for _, k := range []string{"id", "cluster_id", "state", "leader", "term", "last_log_index", "commit_index", "applied_index", "num_peers", "last_snapshot_index"} {
-			fmt.Fprintf(&b, "raft_%s:%s\r\n", k, stats[k])
-		}
-		b.WriteString("raft_consistency:" + s.reads.level.String() + "\r\n")
-		text = b.String()
-	}
-	return textReply(cl.protocol(), text)
-}
-
 // clientsInfo is INFO's Clients section for redraft's own clients (the
 // child's are redraft's internal connections).
 func (s *frontEnd) clientsInfo() string {
@@ -447,21 +398,6 @@ func (s *frontEnd) clientsInfo() string {
 		"client_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\n"+
 		"blocked_clients:%d\r\ntracking_clients:%d\r\nclients_in_timeout_table:%d\r\n",
 		connected, s.maxClients, blocked, s.tracker.count.Load(), withTimeout)
-}
-
-// replaceInfoSection replaces the body of INFO section name in text.
-func replaceInfoSection(text, name, body string) string {
-	head := "# " + name + "\r\n"
-	i := strings.Index(text, head)
-	if i < 0 {
-		return text
-	}
-	start := i + len(head)
-	end := strings.Index(text[start:], "\r\n\r\n")
-	if end < 0 {
-		return text[:start] + body
-	}
-	return text[:start] + strings.TrimSuffix(body, "\r\n") + text[start+end:]
 }
 
 // raftCommand answers redraft's own RAFT* commands.
@@ -488,11 +424,37 @@ func (s *frontEnd) raftCommand(ctx context.Context, cl *clientConn, args [][]byt
 	case "raftdigest":
 		return s.digest()
 	case "raftaddpeer":
-		return s.changeMembers(args[1], s.node.addPeer)
+		switch {
+		case len(args) == 2:
+			return s.changeMembers(args[1], s.node.addPeer)
+		case len(args) == 3 && strings.EqualFold(string(args[2]), "nonvoter"):
+			return s.changeMembers(args[1], s.node.addNonvoter)
+		}
+		return resp.Error("ERR syntax error")
 	case "raftremovepeer":
 		return s.changeMembers(args[1], s.node.removePeer)
+	case "raftpromote":
+		return s.changeMembers(args[1], s.node.promote)
+	case "rafttransferleader":
+		return s.transferLeader(args)
 	}
 	return resp.Error("ERR unknown command")
+}
+
+// transferLeader answers RAFTTRANSFERLEADER [host:port].
+func (s *frontEnd) transferLeader(args [][]byte) []byte {
+	if len(args) > 2 {
+		return resp.Error("ERR syntax error")
+	}
+	target := ""
+	if len(args) == 2 {
+		a, err := normalizeAddr(string(args[1]))
+		if err != nil {
+			return resp.Error("ERR " + err.Error())
+		}
+		target = a
+	}
+	return s.changeMembers([]byte(s.node.id), func(string) error { return s.node.transferLeadership(target) })
 }
 
 // changeMembers adds or removes the member at addr (leader only).

@@ -80,6 +80,7 @@ type clientConn struct {
 	relayProto resp.Proto
 	// relayWatch: a WATCH was relayed to the leader and is in force there.
 	relayWatch bool
+	repl       *replState // what REPLCONF asked for (sync.go)
 
 	closing atomic.Bool // set by QUIT or CLIENT KILL
 
@@ -325,6 +326,17 @@ func (r *clientRegistry) forEach(fn func(*clientConn)) {
 	for _, cl := range list {
 		fn(cl)
 	}
+}
+
+// countIf is the number of connected clients for which match is true.
+func (r *clientRegistry) countIf(match func(*clientConn) bool) int {
+	n := 0
+	r.forEach(func(cl *clientConn) {
+		if match(cl) {
+			n++
+		}
+	})
+	return n
 }
 
 // count is the number of connected clients.

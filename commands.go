@@ -72,8 +72,9 @@ func answeredBy(h handler) commandSpec { return commandSpec{kind: kindSelf, hand
 // raftCommands are redraft's own commands: name and arity. The child does
 // not know them, so they are added to the table.
 var raftCommands = map[string]int{
-	"raftaddpeer": 2, "raftremovepeer": 2, "raftleader": 1, "raftsnapshot": 1,
+	"raftaddpeer": -2, "raftremovepeer": 2, "raftleader": 1, "raftsnapshot": 1,
 	"raftstate": 1, "raftstats": 1, "raftpeers": 1, "raftdigest": 1, "raftterm": 1,
+	"raftbackup": 2, "raftpromote": 2, "rafttransferleader": -1,
 }
 
 // commandSpecs is the table of exceptions, by lower-case name (subcommands
@@ -117,11 +118,12 @@ func commandSpecs() map[string]commandSpec {
 		"script|load": {kind: kindWrite}, "script|flush": {kind: kindWrite},
 		"eval": {kind: kindWrite}, "evalsha": {kind: kindWrite},
 		// Replication, persistence and cluster management belong to Raft here.
-		"replicaof":    refused("REPLICAOF is not supported: replication is done by Raft (see RAFTADDPEER)"),
-		"slaveof":      refused("SLAVEOF is not supported: replication is done by Raft (see RAFTADDPEER)"),
-		"sync":         refused("SYNC is not supported: replication is done by Raft"),
-		"psync":        refused("PSYNC is not supported: replication is done by Raft"),
-		"replconf":     refused("REPLCONF is not supported: replication is done by Raft"),
+		"replicaof": refused("REPLICAOF is not supported: replication is done by Raft (see RAFTADDPEER)"),
+		"slaveof":   refused("SLAVEOF is not supported: replication is done by Raft (see RAFTADDPEER)"),
+		// SYNC and PSYNC send a backup (redis-cli --rdb), nothing more.
+		"sync":         answeredBy((*frontEnd).syncCommand),
+		"psync":        answeredBy((*frontEnd).syncCommand),
+		"replconf":     answeredBy((*frontEnd).replconf),
 		"failover":     refused("FAILOVER is not supported: leadership is decided by Raft"),
 		"cluster":      answeredBy((*frontEnd).clusterCommand), // cluster.go: --cluster-mode
 		"readonly":     answeredBy((*frontEnd).readOnlyCommand),
@@ -129,7 +131,7 @@ func commandSpecs() map[string]commandSpec {
 		"asking":       answeredBy((*frontEnd).asking),
 		"debug":        refused("DEBUG is not supported by redraft"),
 		"shutdown":     refused("SHUTDOWN is not supported: stop the redraft process instead"),
-		"monitor":      refused("MONITOR is not supported by redraft"),
+		"monitor":      answeredBy((*frontEnd).monitor),
 		"migrate":      refused("MIGRATE is not supported by redraft"),
 		"save":         answeredBy((*frontEnd).save),
 		"bgsave":       answeredBy((*frontEnd).save),
@@ -183,6 +185,7 @@ func commandSpecs() map[string]commandSpec {
 	for name := range raftCommands {
 		specs[name] = answeredBy((*frontEnd).raftCommand)
 	}
+	specs["raftbackup"] = answeredBy((*frontEnd).raftBackup)
 	return specs
 }
 
@@ -201,7 +204,7 @@ type commandTable struct {
 // newCommandTable combines the child's metadata with the spec rows.
 func newCommandTable(meta *command.Table) *commandTable {
 	for name, arity := range raftCommands {
-		meta.Add(&command.Info{Name: name, Arity: arity})
+		meta.Add(&command.Info{Name: name, Arity: arity, Unmonitored: true})
 	}
 	t := &commandTable{meta: meta, rows: make(map[*command.Info]*commandInfo)}
 	specs := commandSpecs()

@@ -33,7 +33,9 @@ type options struct {
 	maxMemory         int64
 	followerProxy     bool
 	clusterMode       bool
-	pprof             string
+	metricsAddr       string
+	restore           string
+	nonvoter          bool
 	maxClients        int
 	idleTimeout       int // seconds
 	outputLimits      outputLimits
@@ -97,6 +99,9 @@ func declareOptions(s *conf.Set, c *options) {
 		{Name: "join", Group: conf.Cluster, Arg: "host:port,...", Example: "10.0.0.1:7481,10.0.0.2:7481",
 			Help:  "Members of an existing cluster to join, tried in turn (a bare port means 127.0.0.1). Ignored when the data directory already holds Raft state.",
 			Value: conf.List(&c.join)},
+		{Name: "nonvoter", Group: conf.Cluster,
+			Help:  "With -join: join as a non-voting member, which receives the log and serves --consistency low reads but never votes (RAFTPROMOTE makes it a voter).",
+			Value: conf.Bool(&c.nonvoter, false)},
 		// Client.
 		{Name: "consistency", Group: conf.Client, Example: "high",
 			Help: "Reads: low (any node, may be stale), medium (the leader), high (linearizable).", Value: consistencyValue{&c.consistency}},
@@ -132,6 +137,9 @@ func declareOptions(s *conf.Set, c *options) {
 			Help: "How often (randomised up to twice this) to check the snapshot threshold.", Value: conf.Duration(&c.snapshotInterval, 10*time.Second)},
 		{Name: "maxmemory", Group: conf.Storage, Example: "2gb",
 			Help: "Refuse writes that grow memory (-OOM) when the leader's child uses more; 0 for no limit.", Value: conf.Size(&c.maxMemory, 0)},
+		{Name: "restore", Group: conf.Storage, Arg: "file.rdb", Example: "backup.rdb",
+			Help:  "Start a new cluster whose data is this RDB file (from redis-cli --rdb, RAFTBACKUP or any redis-server). Only on a node without Raft state and without -join; other nodes join it as usual.",
+			Value: conf.String(&c.restore, "")},
 		{Name: "redis-server", Group: conf.Storage, Arg: "path", DefaultText: "beside redraft, then $PATH",
 			Help: "The redis-server executable to run as the child.", Value: conf.String(&c.redisServer, "")},
 		// Security.
@@ -160,8 +168,9 @@ func declareOptions(s *conf.Set, c *options) {
 			Help: "quiet (errors only), warning, notice, verbose or debug.", Value: conf.Enum(&c.loglevel, "notice", logging.LevelNames()...)},
 		{Name: "log-format", Group: conf.Observability,
 			Help: "text or json.", Value: conf.Enum(&c.logFormat, "text", logging.Formats()...)},
-		{Name: "pprof", Group: conf.Observability, Arg: "host:port", Example: "127.0.0.1:6060",
-			Help: "Serve Go's profiles (net/http/pprof) on this address; off by default.", Value: conf.String(&c.pprof, "")},
+		{Name: "metrics-addr", Group: conf.Observability, Arg: "host:port", Example: "127.0.0.1:9121",
+			Help:  "Serve HTTP on this address: Prometheus metrics (/metrics), health checks (/livez, /readyz), a backup (/backup) and Go's profiles (/debug/pprof/); off by default.",
+			Value: conf.String(&c.metricsAddr, "")},
 	} {
 		s.Add(o)
 	}
@@ -185,8 +194,13 @@ func parseConfig(args, environ []string, version func() string) (*options, *conf
 	if err := c.checkSecurity(); err != nil {
 		return nil, s, err
 	}
-	if c.clusterMode && c.followerProxy {
+	switch {
+	case c.clusterMode && c.followerProxy:
 		return nil, s, errors.New("--cluster-mode and --follower-proxy are exclusive: Redis Cluster clients follow -MOVED to the leader themselves")
+	case c.restore != "" && len(c.join) > 0:
+		return nil, s, errors.New("--restore starts a new cluster and cannot be combined with -join")
+	case c.nonvoter && len(c.join) == 0:
+		return nil, s, errors.New("--nonvoter needs -join: a node without -join starts a new cluster, whose first member votes")
 	}
 	return c, s, nil
 }

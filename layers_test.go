@@ -17,7 +17,7 @@ import (
 // must depend on the log alone (docs/DESIGN.md, "Time and expiry").
 var applyPathFiles = []string{
 	"fsm.go", "pipeline.go", "rewrite.go", "step.go", "scripts.go", "streams.go",
-	"clock.go", "watch.go", "snapshot.go", "entry.go", "replconfig.go", "scriptstop.go", "protocol.go",
+	"clock.go", "watch.go", "snapshot.go", "entry.go", "replconfig.go", "scriptstop.go", "protocol.go", "rdb.go",
 }
 
 // clockReads are the standard library's ways of reading the wall clock.
@@ -83,8 +83,10 @@ var layerOf = map[string]int{
 	"proxy.go": 3, "auth.go": 3, "client.go": 3, "commands.go": 3, "builtins.go": 3, "reads.go": 3,
 	"transactions.go": 3, "blocking.go": 3, "pubsub.go": 3, "relay.go": 3, "errors.go": 3,
 	"cluster.go": 3, "clustercmd.go": 3, "resp3.go": 3, "push.go": 3, "tracking.go": 3,
+	"sync.go": 3, "info.go": 3, "monitor.go": 3,
 	"raft.go": 2, "storecheck.go": 2, "propose.go": 2, "scriptwatch.go": 2, "leadership.go": 2,
-	"fsm.go": 1, "pipeline.go": 1, "rewrite.go": 1, "step.go": 1, "scripts.go": 1, "streams.go": 1,
+	"backup.go": 2, "metrics.go": 2, "peers.go": 2,
+	"fsm.go": 1, "rdb.go": 1, "pipeline.go": 1, "rewrite.go": 1, "step.go": 1, "scripts.go": 1, "streams.go": 1,
 	"clock.go": 1, "watch.go": 1, "snapshot.go": 1, "entry.go": 1, "replconfig.go": 1, "scriptstop.go": 1,
 	"protocol.go": 1,
 }

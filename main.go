@@ -3,12 +3,13 @@
 //
 // The layers, top to bottom (docs/DESIGN.md shows them with their files):
 // the client front end (proxy.go, client.go, commands.go, builtins.go,
-// reads.go, transactions.go, blocking.go, pubsub.go, relay.go) → the Raft
-// node and the proposer (raft.go, propose.go) → the apply path (fsm.go,
+// reads.go, transactions.go, blocking.go, pubsub.go, relay.go, info.go,
+// sync.go, monitor.go) → the Raft node and the proposer (raft.go,
+// propose.go, backup.go, metrics.go, peers.go) → the apply path (fsm.go,
 // pipeline.go, rewrite.go, scripts.go, streams.go, clock.go, watch.go,
-// snapshot.go, entry.go, replconfig.go) → the packages under internal/ (the
-// child supervisor, the RESP client and protocol, the command metadata, the
-// one-port mux).
+// snapshot.go, entry.go, replconfig.go, rdb.go) → the packages under
+// internal/ (the child supervisor, the RESP client and protocol, the
+// command metadata, the one-port mux, metrics).
 package main
 
 import (
@@ -17,8 +18,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	_ "net/http/pprof" // served only with -pprof
 	"os"
 	"os/exec"
 	"os/signal"
@@ -35,6 +34,7 @@ import (
 	"github.com/redraft/redraft/internal/command"
 	conf "github.com/redraft/redraft/internal/config"
 	"github.com/redraft/redraft/internal/logging"
+	"github.com/redraft/redraft/internal/metrics"
 	"github.com/redraft/redraft/internal/mux"
 	"github.com/redraft/redraft/internal/peer"
 	"github.com/redraft/redraft/internal/redisconn"
@@ -60,7 +60,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "redraft:", err)
 		os.Exit(2)
 	}
-	if err := runNode(cfg, log); err != nil {
+	if err := runNode(cfg, log); errors.Is(err, errRemoved) {
+		os.Exit(0)
+	} else if err != nil {
 		log.Error("redraft stopped", "err", err)
 		fmt.Fprintln(os.Stderr, "redraft:", err)
 		os.Exit(1)
@@ -87,9 +89,6 @@ func wallClockMS() int64 { return time.Now().UnixMilli() }
 // runNode starts every part of the node, bottom up, and blocks until a signal or
 // a fatal error; then it shuts down in the order documented at stopNode.
 func runNode(cfg *options, log *slog.Logger) error {
-	if cfg.pprof != "" {
-		go func() { log.Warn("pprof stopped", "err", http.ListenAndServe(cfg.pprof, nil)) }()
-	}
 	redisPath, err := child.FindServer(cfg.redisServer)
 	if err != nil {
 		return err
@@ -139,30 +138,44 @@ func runNode(cfg *options, log *slog.Logger) error {
 	go m.Serve()
 	dialer := sec.dialer()
 
-	n, hasState, err := startNode(cfg, dir, f, mux.NewStreamLayer(m, advertise, dialer), sec.identity, log)
+	obs := metrics.New()
+	n, hasState, err := startNode(cfg, dir, f, mux.NewStreamLayer(m, advertise, dialer), sec.identity, obs, log)
 	if err != nil {
 		return err
 	}
 	go n.serveJoins(m.Joins())
-	stop := make(chan struct{})
 	watchCtx, stopWatching := context.WithCancel(context.Background())
 	defer stopWatching()
 	go sec.watchCertificates(watchCtx, log)
-	s := newServer(cfg, n, f, proc, tbl, dialer, log)
+	s := newServer(cfg, n, f, proc, tbl, dialer, obs, log)
+	web, err := startMetrics(cfg.metricsAddr, s, n, obs, log)
+	if err != nil {
+		n.close()
+		return err
+	}
+	if cfg.restore != "" {
+		if err := restoreRDB(cfg.restore, hasState, n, redisPath, dir, log); err != nil {
+			n.close()
+			return err
+		}
+	}
+	stop := make(chan struct{})
 	go s.proposer.run(stop)
 	go s.proposer.sweepLoop(stop)
 	go s.clientsCron(stop)
 	go s.scripts.run(stop)
 	go s.memoryLoop(stop)
 	s.tracker.stopWith(stop)
+	removed := make(chan string, 1)
+	go n.watchRemoval(stop, hasState, removed)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.serve(m.Clients()) }()
-	log.Info("redraft ready", "addr", ln.Addr().String(), "id", cfg.advertise, "cluster", n.clusterID(),
+	log.Info("redraft started", "addr", ln.Addr().String(), "id", cfg.advertise, "cluster", n.clusterID(),
 		"consistency", cfg.consistency.String(), "backend", cfg.backend, "durability", cfg.durability,
 		"tls", cfg.tlsEnabled(), "requirepass", cfg.requirePass != "", "redis-server", redisPath)
 	joinErr := startJoin(cfg, hasState, dialer, log)
 	notify := sdnotify.FromEnv()
-	_ = notify.Ready("serving on " + ln.Addr().String())
+	go notifyWhenReady(stop, n, notify, ln.Addr().String(), log)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -184,12 +197,87 @@ wait:
 			result = fmt.Errorf("client listener stopped: %w", err)
 		case err := <-joinErr:
 			result = fmt.Errorf("join failed: %w", err)
+		case why := <-removed:
+			log.Error("this node is no longer a member of the cluster and stops serving; to rejoin, empty its data directory and start it with -join", "reason", why)
+			result = errRemoved
 		}
 		break wait
 	}
 	_ = notify.Stopping()
 	stopNode(s, n, m, stop, log)
+	if web != nil {
+		web.Close(5 * time.Second)
+	}
 	return result
+}
+
+// errRemoved ends a node that was removed from its cluster; it exits with
+// status 0, so a supervisor with Restart=on-failure leaves it stopped.
+var errRemoved = errors.New("removed from the cluster")
+
+// notifyWhenReady tells systemd (Type=notify) that the node is ready once
+// it is: a leader is known and the node has applied what it knows to be
+// committed (as /readyz). Until then the status line says what it waits
+// for.
+func notifyWhenReady(stop <-chan struct{}, n *raftNode, notify *sdnotify.Notifier, addr string, log *slog.Logger) {
+	last := ""
+	for {
+		ready, why := n.readiness(context.Background(), 0)
+		if ready {
+			log.Info("redraft ready", "addr", addr, "leader", n.leaderAddr(), "applied", n.fsm.appliedIndex())
+			_ = notify.Ready("serving on " + addr)
+			return
+		}
+		if why != last {
+			_ = notify.Status(why)
+			last = why
+		}
+		select {
+		case <-stop:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// startMetrics serves --metrics-addr (nothing when it is empty): the
+// metrics of the node and the front end, hashicorp/raft's own, the health
+// checks, /backup and Go's profiles.
+func startMetrics(addr string, s *frontEnd, n *raftNode, obs *metrics.Metrics, log *slog.Logger) (*metrics.Server, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	n.registerMetrics(obs)
+	s.registerMetrics(obs)
+	if err := obs.ForwardRaft(); err != nil {
+		return nil, err
+	}
+	h := obs.Handler(metrics.Endpoints{
+		Ready:  func(ctx context.Context) (bool, string) { return n.readiness(ctx, time.Second) },
+		Backup: s.backupHTTP,
+	})
+	web, err := metrics.Listen(addr, h, log.With("src", "metrics"))
+	if err != nil {
+		return nil, err
+	}
+	log.Info("serving metrics", "addr", web.Addr())
+	return web, nil
+}
+
+// restoreRDB seeds the new cluster this node has just bootstrapped with
+// the data of an RDB file (--restore).
+func restoreRDB(path string, hasState bool, n *raftNode, redisPath, dir string, log *slog.Logger) error {
+	if hasState {
+		return fmt.Errorf("--restore %s: the data directory %s already holds Raft state; restore into an empty -dir", path, dir)
+	}
+	log.Info("restoring from an RDB file", "file", path)
+	res, err := n.seedFromRDB(path, redisPath, filepath.Join(dir, "restore"), log)
+	if err != nil {
+		return err
+	}
+	log.Info("restored", "file", path, "keys", res.keys, "index", res.index,
+		"convert", res.convertTook.Round(time.Millisecond), "load", res.loadTook.Round(time.Millisecond))
+	return nil
 }
 
 // stopNode stops the node in this order: stop accepting clients; hand
@@ -209,18 +297,21 @@ func stopNode(s *frontEnd, n *raftNode, m *mux.Mux, stop chan struct{}, log *slo
 }
 
 // newServer wires the front end to the node and the FSM.
-func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Supervisor, tbl *commandTable, d *mux.Dialer, log *slog.Logger) *frontEnd {
+func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Supervisor, tbl *commandTable, d *mux.Dialer, obs *metrics.Metrics, log *slog.Logger) *frontEnd {
 	s := &frontEnd{
 		node: n, fsm: f, cmds: tbl, child: proc, log: log,
 		maxClients: cfg.maxClients, outputLimits: cfg.outputLimits,
 		idleTimeout: time.Duration(cfg.idleTimeout) * time.Second,
 		limits:      clientLimits(cfg), wall: wallClockMS, epoch: time.Now().UnixNano(),
+		metrics: obs,
 	}
 	peerStream := func(addr string, timeout time.Duration) (net.Conn, error) {
 		return d.Dial(addr, peer.PurposeRelay, timeout)
 	}
 	s.relay = &leaderRelay{enabled: cfg.followerProxy, node: n, dial: peerStream}
-	s.proposer = newProposer(n, f, wallClockMS, log.With("src", "proposer"))
+	s.dataDir, _ = filepath.Abs(cfg.dir)
+	s.port = cfg.port
+	s.proposer = newProposer(n, f, wallClockMS, obs, log.With("src", "proposer"))
 	pool := redisconn.NewPool("unix", proc.Sock(), 256)
 	pool3 := redisconn.NewPoolWith("unix", proc.Sock(), 64, "HELLO", "3")
 	proc.OnRestart(pool.Drain)
@@ -280,11 +371,11 @@ func loadCommandTable(proc *child.Supervisor) (*commandTable, error) {
 
 // startNode opens Raft and bootstraps a new single-member cluster when there
 // is no state and nothing to join.
-func startNode(cfg *options, dir string, f *fsm, layer raft.StreamLayer, identity *peer.Identity, log *slog.Logger) (*raftNode, bool, error) {
+func startNode(cfg *options, dir string, f *fsm, layer raft.StreamLayer, identity *peer.Identity, obs *metrics.Metrics, log *slog.Logger) (*raftNode, bool, error) {
 	opts := raftOptions{
 		dir: dir, advertise: cfg.advertise, backend: cfg.backend, durability: cfg.durability,
 		snapshotThreshold: cfg.snapshotThreshold, trailingLogs: cfg.trailingLogs,
-		snapshotInterval: cfg.snapshotInterval, identity: identity,
+		snapshotInterval: cfg.snapshotInterval, identity: identity, metrics: obs,
 	}
 	n, hasState, err := newNode(opts, f, layer, log)
 	if err != nil {
@@ -314,7 +405,7 @@ func startJoin(cfg *options, hasState bool, d *mux.Dialer, log *slog.Logger) <-c
 		log.Info("existing Raft state found; -join is ignored and the node rejoins its cluster")
 	case !hasState && len(cfg.join) > 0:
 		go func() {
-			if err := joinCluster(cfg.join, d, log); err != nil {
+			if err := joinCluster(cfg.join, d, cfg.nonvoter, log); err != nil {
 				failed <- err
 			}
 		}()

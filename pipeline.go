@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/redraft/redraft/internal/command"
 	"github.com/redraft/redraft/internal/redisconn"
@@ -623,26 +622,8 @@ func (p *pipeline) addPreludeToLibraries() {
 	if err := p.run(); err != nil {
 		p.st.fatal(err)
 	}
-	raw, err := p.st.conn.Do("FUNCTION", "LIST", "WITHCODE")
-	if err != nil {
+	if err := addLibraryPreludes(p.st.conn); err != nil {
 		p.st.fatal(err)
-	}
-	v, _ := resp.Parse(raw)
-	libs, _ := v.([]any)
-	for _, lib := range libs {
-		fields, _ := lib.([]any)
-		for i := 0; i+1 < len(fields); i += 2 {
-			if resp.AsString(fields[i]) != "library_code" {
-				continue
-			}
-			code := resp.AsString(fields[i+1])
-			if strings.Contains(code, functionPreludeMarker) {
-				continue
-			}
-			if _, err := p.st.conn.Do("FUNCTION", "LOAD", "REPLACE", libraryWithPrelude(code)); err != nil {
-				p.st.fatal(err)
-			}
-		}
 	}
 }
 

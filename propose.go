@@ -57,14 +57,22 @@ type proposer struct {
 	slots chan struct{}
 	held  *proposal // read while batching, it must start the next batch
 	log   *slog.Logger
+	// metrics records each command entry's size and its time from
+	// proposal to being applied (metrics.go).
+	metrics proposalMetrics
 
 	sweepMu sync.Mutex // one sweep round at a time
 }
 
+// proposalMetrics is what the proposer records.
+type proposalMetrics interface {
+	Proposed(cmds int, d time.Duration)
+}
+
 // newProposer proposes to n; wall is the local clock in ms.
-func newProposer(n *raftNode, f *fsm, wall func() int64, log *slog.Logger) *proposer {
+func newProposer(n *raftNode, f *fsm, wall func() int64, m proposalMetrics, log *slog.Logger) *proposer {
 	return &proposer{
-		node: n, fsm: f, log: log,
+		node: n, fsm: f, log: log, metrics: m,
 		clock: &logClock{wall: wall, applied: f.lastTime},
 		in:    make(chan *proposal, 4096),
 		slots: make(chan struct{}, maxInFlight),
@@ -174,6 +182,7 @@ func (p *proposer) propose(batch []*proposal) {
 		finish(batch, nil, p.node.leaderError())
 		return
 	}
+	start := time.Now()
 	fut := p.node.apply(encodeEntry(e), requestTimeout)
 	go func() {
 		err := fut.Error()
@@ -181,6 +190,9 @@ func (p *proposer) propose(batch []*proposal) {
 		if err != nil {
 			finish(batch, nil, p.node.raftError(err))
 			return
+		}
+		if e.Kind == entryCommands {
+			p.metrics.Proposed(len(e.Cmds), time.Since(start))
 		}
 		res, _ := fut.Response().(*applyResult)
 		finish(batch, res, nil)

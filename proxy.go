@@ -18,6 +18,7 @@ import (
 
 	"github.com/redraft/redraft/internal/child"
 	"github.com/redraft/redraft/internal/logging"
+	"github.com/redraft/redraft/internal/metrics"
 	"github.com/redraft/redraft/internal/resp"
 )
 
@@ -38,6 +39,10 @@ type frontEnd struct {
 	scripts  *scriptWatch
 	tracker  *tracker // CLIENT TRACKING (tracking.go)
 	log      *slog.Logger
+	dataDir  string // absolute -dir
+	port     int    // the client port (INFO)
+	metrics  commandMetrics
+	monitors monitorHub // clients in MONITOR mode (monitor.go)
 
 	usedBytes    atomic.Int64 // child's used_memory, refreshed every 100ms
 	limits       resp.Limits
@@ -55,6 +60,12 @@ type frontEnd struct {
 	nextID   atomic.Int64
 	conns    sync.WaitGroup // one per connection goroutine
 	stopping atomic.Bool    // shutting down: connections end after their batch
+}
+
+// commandMetrics counts the commands the front end handles, by kind
+// (internal/metrics; atomic counters, no lock).
+type commandMetrics interface {
+	Commands(k metrics.Kind, n int)
 }
 
 // maxBatch bounds how many pipelined commands are executed before their
@@ -238,6 +249,7 @@ func (s *frontEnd) release(cl *clientConn) {
 	if cl.track.active.Load() {
 		s.tracker.disable(cl)
 	}
+	s.monitors.remove(cl)
 	if cl.sub != nil {
 		cl.sub.close()
 	}
@@ -260,6 +272,7 @@ func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 	for i := 0; i < len(cmds); {
 		args := cmds[i].Args
 		if cl.sub != nil && !cl.sub.resp3.Load() {
+			s.monitors.feed(cl, cl.db, s.cmds.lookup(args), args)
 			if !s.subscribedCommand(cl, args) {
 				return true
 			}
@@ -281,7 +294,9 @@ func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 			s.noteCommand(cl, ci, args)
 		}
 		if cl.tx != nil && (ci == nil || ci.multi != multiNow) {
-			cl.answer(s.queue(cl, ci, args))
+			reply := s.queue(cl, ci, args)
+			s.count(ci, reply[0] == '-')
+			cl.answer(reply)
 			i++
 			continue
 		}
@@ -289,8 +304,7 @@ func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 		if r == routeRelay && cl.tx != nil {
 			r = routeSelf // WATCH inside MULTI: refused here, as Redis does
 		}
-		switch r {
-		case routeWrite, routeRead, routeRelay:
+		if r == routeWrite || r == routeRead || r == routeRelay {
 			j := i + 1
 			for j < len(cmds) && s.route(cl, s.cmds.lookup(cmds[j].Args), cmds[j].Args) == r {
 				if cl.track.active.Load() {
@@ -298,21 +312,33 @@ func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 				}
 				j++
 			}
+			s.countRun(r, cmds[i:j])
 			cl.answer(s.run(ctx, cl, r, cmds[i:j])...)
+			s.monitors.feedRun(cl, cl.db, s.cmds, cmds[i:j])
 			i = j
 			continue
+		}
+		if r != routeError {
+			s.count(ci, false)
+		}
+		tx := cl.tx
+		switch r {
 		case routeError:
 			reply := s.check(cl, ci, args)
 			if reply == nil {
 				continue // it passes now (this node's role changed): route it again
 			}
+			s.count(ci, true)
 			cl.answer(reply)
 		case routeLocal:
 			cl.answer(s.localFor(ctx, cl, args))
+			s.monitors.feed(cl, cl.db, ci, args)
 		case routeBlock:
-			cl.flush() // what came before is not held back by the wait
+			s.monitors.feed(cl, cl.db, ci, args) // as it arrives, as Redis shows a blocking call
+			cl.flush()                           // what came before is not held back by the wait
 			cl.answer(s.block.serve(cl, ci, args))
 		case routeRelayBlock:
+			s.monitors.feed(cl, cl.db, ci, args)
 			cl.flush()
 			cl.releaseHeld() // pushes reach a waiting client at once
 			done := noWait
@@ -324,7 +350,12 @@ func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 			done()
 			cl.answer(reply)
 		case routeSubscribe, routeSelf:
-			cl.answer(ci.handle(s, ctx, cl, args))
+			reply := ci.handle(s, ctx, cl, args)
+			cl.answer(reply)
+			if ci.Name == "exec" {
+				s.monitors.feedExec(cl, s.cmds, tx, reply)
+			}
+			s.monitors.feed(cl, cl.db, ci, args)
 		}
 		if cl.closing.Load() {
 			return true
@@ -332,6 +363,40 @@ func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 		i++
 	}
 	return false
+}
+
+// kindOf is the metrics kind of a command that passed its checks.
+func kindOf(ci *commandInfo) metrics.Kind {
+	switch ci.kind {
+	case kindWrite:
+		return metrics.Write
+	case kindRead:
+		return metrics.Read
+	}
+	return metrics.Local
+}
+
+// count counts one command (refused: it failed its checks).
+func (s *frontEnd) count(ci *commandInfo, refused bool) {
+	if refused || ci == nil {
+		s.metrics.Commands(metrics.Refused, 1)
+		return
+	}
+	s.metrics.Commands(kindOf(ci), 1)
+}
+
+// countRun counts a run of commands that share route r.
+func (s *frontEnd) countRun(r route, run []resp.Command) {
+	switch r {
+	case routeWrite:
+		s.metrics.Commands(metrics.Write, len(run))
+	case routeRead:
+		s.metrics.Commands(metrics.Read, len(run))
+	default:
+		for _, c := range run {
+			s.count(s.cmds.lookup(c.Args), false)
+		}
+	}
 }
 
 // run executes a run of commands that share a route.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redraft/redraft/internal/metrics"
 	"github.com/redraft/redraft/internal/mux"
 	"github.com/redraft/redraft/internal/redisconn"
 	"github.com/redraft/redraft/internal/resp"
@@ -32,7 +33,7 @@ func newTestFrontEnd(t testing.TB, setup func(s *frontEnd)) (*frontEnd, string) 
 	s := &frontEnd{
 		fsm: f, cmds: tbl, child: proc, log: log,
 		limits: resp.DefaultLimits(), maxClients: 10000, outputLimits: defaultOutputLimits,
-		wall: wallClockMS, relay: &leaderRelay{},
+		wall: wallClockMS, relay: &leaderRelay{}, metrics: metrics.New(),
 	}
 	s.proposer = &proposer{fsm: f}
 	s.reads = &readPath{level: consistencyLow, fsm: f, proposer: s.proposer, tbl: tbl, wall: wallClockMS,
@@ -292,7 +293,8 @@ func newTestNode(t testing.TB, opts *options) (*frontEnd, string, *panicLog) {
 	}
 	m := mux.New(ln, log, sec.muxOptions())
 	go m.Serve()
-	n, _, err := startNode(opts, dir, f, mux.NewStreamLayer(m, ln.Addr(), sec.dialer()), sec.identity, log)
+	obs := metrics.New()
+	n, _, err := startNode(opts, dir, f, mux.NewStreamLayer(m, ln.Addr(), sec.dialer()), sec.identity, obs, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +302,7 @@ func newTestNode(t testing.TB, opts *options) (*frontEnd, string, *panicLog) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newServer(opts, n, f, proc, tbl, sec.dialer(), log)
+	s := newServer(opts, n, f, proc, tbl, sec.dialer(), obs, log)
 	stop := make(chan struct{})
 	go s.proposer.run(stop)
 	go s.proposer.sweepLoop(stop)

@@ -44,6 +44,19 @@ type raftNode struct {
 	// before any): it stays through an election, while no leader is known.
 	lastLeader atomic.Pointer[string]
 
+	// What INFO and the metrics read (metrics.go, peers.go).
+	logs    raft.LogStore
+	snaps   raft.SnapshotStore
+	dataDir string
+	backend string
+	peers   *peerTracker
+	syncs   *syncStats
+	metrics nodeMetrics
+	removed atomic.Bool // this node saw itself removed from the configuration
+	// leaderCommit is the highest commit index a leader has announced to
+	// this node (peers.go).
+	leaderCommit atomic.Uint64
+
 	readyMu   sync.Mutex
 	ready     chan struct{} // closed once a new leader has applied its barrier
 	isReady   bool
@@ -69,6 +82,7 @@ type raftOptions struct {
 	trailingLogs      uint64
 	snapshotInterval  time.Duration
 	identity          *peer.Identity
+	metrics           nodeMetrics // where the node records (metrics.go)
 }
 
 // newNode opens the stores and starts Raft on the given stream layer. It
@@ -89,7 +103,8 @@ func newNode(opts raftOptions, f *fsm, layer raft.StreamLayer, log *slog.Logger)
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.NoSnapshotRestoreOnStart = false
 
-	n := &raftNode{fsm: f, id: opts.advertise, identity: opts.identity, log: log, ready: make(chan struct{}), stop: make(chan struct{})}
+	n := &raftNode{fsm: f, id: opts.advertise, identity: opts.identity, log: log, ready: make(chan struct{}), stop: make(chan struct{}),
+		dataDir: opts.dir, backend: opts.backend, peers: &peerTracker{}, syncs: &syncStats{}, metrics: opts.metrics}
 	logs, stable, err := n.openStores(opts)
 	if err != nil {
 		return nil, false, err
@@ -112,10 +127,13 @@ func newNode(opts raftOptions, f *fsm, layer raft.StreamLayer, log *slog.Logger)
 		return nil, false, fmt.Errorf("log cache: %w", err)
 	}
 	f.attachStores(logs, snaps)
+	n.logs, n.snaps = logs, snaps
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: layer, MaxPool: 4, Timeout: 10 * time.Second, Logger: hlog,
 	})
-	r, err := newRaft(opts.dir, cfg, f, logs, stable, snaps, n.transport)
+	trans := newTrackingTransport(n.transport, n.peers, &n.leaderCommit)
+	n.closers = append(n.closers, trans)
+	r, err := newRaft(opts.dir, cfg, &measuredFSM{fsm: f, m: opts.metrics}, logs, stable, snaps, trans)
 	if err != nil {
 		return nil, false, fmt.Errorf("start raft: %w", err)
 	}
@@ -167,7 +185,7 @@ func (n *raftNode) lastLeaderAddr() string {
 // newRaft is raft.NewRaft, with a panic (hashicorp/raft panics on some
 // entries it cannot read while restoring) turned into the damaged-data
 // error of the start-up checks.
-func newRaft(dataDir string, cfg *raft.Config, f *fsm, logs raft.LogStore, stable raft.StableStore,
+func newRaft(dataDir string, cfg *raft.Config, f raft.FSM, logs raft.LogStore, stable raft.StableStore,
 	snaps raft.SnapshotStore, trans raft.Transport) (r *raft.Raft, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -185,7 +203,7 @@ func (n *raftNode) openStores(opts raftOptions) (raft.LogStore, raft.StableStore
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, nil, fmt.Errorf("create wal dir: %w", err)
 		}
-		vfs := &syncPolicyVFS{VFS: fs.New(), mode: opts.durability}
+		vfs := &syncPolicyVFS{VFS: fs.New(), mode: opts.durability, stats: n.syncs, m: opts.metrics}
 		w, err := wal.Open(dir, wal.WithSegmentFiler(segment.NewFiler(dir, vfs)))
 		if err != nil {
 			if isIOError(err) {
@@ -228,6 +246,8 @@ func (n *raftNode) openStores(opts raftOptions) (raft.LogStore, raft.StableStore
 type syncPolicyVFS struct {
 	types.VFS
 	mode  string
+	stats *syncStats  // every fsync is timed (INFO, metrics)
+	m     nodeMetrics // may be nil
 	mu    sync.Mutex
 	files []types.WritableFile
 }
@@ -245,8 +265,11 @@ func (v *syncPolicyVFS) OpenWriter(dir, name string) (types.WritableFile, error)
 }
 
 func (v *syncPolicyVFS) wrap(f types.WritableFile) types.WritableFile {
-	if f == nil || v.mode == "high" {
+	if f == nil {
 		return f
+	}
+	if v.mode == "high" {
+		return timedSyncFile{f, v}
 	}
 	v.mu.Lock()
 	v.files = append(v.files[max(0, len(v.files)-1):], f) // only the tail is written
@@ -260,9 +283,18 @@ func (v *syncPolicyVFS) syncTail() {
 	files := append([]types.WritableFile(nil), v.files...)
 	v.mu.Unlock()
 	for _, f := range files {
-		_ = f.Sync()
+		_ = timedSync(f.Sync, v.stats, v.m)
 	}
 }
+
+// timedSyncFile times every fsync (-durability high).
+type timedSyncFile struct {
+	types.WritableFile
+	v *syncPolicyVFS
+}
+
+// Sync flushes the file and records how long it took.
+func (f timedSyncFile) Sync() error { return timedSync(f.WritableFile.Sync, f.v.stats, f.v.m) }
 
 // lazySyncFile skips the per-append fsync.
 type lazySyncFile struct{ types.WritableFile }
@@ -513,9 +545,109 @@ func (n *raftNode) addPeer(addr string) error {
 	return n.raftError(n.raft.AddVoter(raft.ServerID(addr), raft.ServerAddress(addr), 0, 10*time.Second).Error())
 }
 
-// removePeer removes a member by address.
+// addNonvoter adds a member that receives the log but does not vote
+// (idempotent; a voter stays a voter).
+func (n *raftNode) addNonvoter(addr string) error {
+	return n.raftError(n.raft.AddNonvoter(raft.ServerID(addr), raft.ServerAddress(addr), 0, 10*time.Second).Error())
+}
+
+// ErrNotMember means an address is not in the cluster's configuration.
+var ErrNotMember = errors.New("not a member of the cluster")
+
+// member returns the configuration entry of addr.
+func (n *raftNode) member(addr string) (raft.Server, error) {
+	servers, err := n.members()
+	if err != nil {
+		return raft.Server{}, err
+	}
+	for _, srv := range servers {
+		if string(srv.ID) == addr {
+			return srv, nil
+		}
+	}
+	return raft.Server{}, fmt.Errorf("%s is %w", addr, ErrNotMember)
+}
+
+// promote makes the non-voting member addr a voter.
+func (n *raftNode) promote(addr string) error {
+	srv, err := n.member(addr)
+	if err != nil {
+		return err
+	}
+	if srv.Suffrage == raft.Voter {
+		return nil
+	}
+	return n.raftError(n.raft.AddVoter(srv.ID, srv.Address, 0, 10*time.Second).Error())
+}
+
+// removePeer removes a member by address, whether it is up or down (the
+// remaining members commit the change).
 func (n *raftNode) removePeer(addr string) error {
+	if _, err := n.member(addr); err != nil {
+		return err
+	}
 	return n.raftError(n.raft.RemoveServer(raft.ServerID(addr), 0, 10*time.Second).Error())
+}
+
+// transferLeadership hands leadership to the voter at addr, or to the
+// most up-to-date one when addr is "", and waits until it has it.
+func (n *raftNode) transferLeadership(addr string) error {
+	var fut raft.Future
+	if addr == "" {
+		fut = n.raft.LeadershipTransfer()
+	} else {
+		srv, err := n.member(addr)
+		switch {
+		case err != nil:
+			return err
+		case srv.Suffrage != raft.Voter:
+			return fmt.Errorf("%s does not vote, so it cannot lead (RAFTPROMOTE it first)", addr)
+		case addr == n.id:
+			return nil
+		}
+		fut = n.raft.LeadershipTransferToServer(srv.ID, srv.Address)
+	}
+	if err := fut.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return n.leaderError()
+		}
+		return fmt.Errorf("leadership transfer failed: %w", err)
+	}
+	return nil
+}
+
+// watchRemoval reports, once, why this node is no longer a member: its
+// latest configuration (seen twice, a second apart) lists other members
+// but not this one, after it had been one or when it started with Raft
+// state; or Raft shut down on its own (a leader that removed itself).
+func (n *raftNode) watchRemoval(stop <-chan struct{}, hadState bool, removed chan<- string) {
+	wasMember, strikes := hadState, 0
+	every(stop, time.Second, func() {
+		if n.removed.Load() {
+			return
+		}
+		why := ""
+		if n.state() == raft.Shutdown {
+			why = "Raft shut down: this node removed itself from the cluster"
+		} else if servers, err := n.members(); err == nil {
+			self := false
+			for _, srv := range servers {
+				self = self || string(srv.ID) == n.id
+			}
+			switch {
+			case self:
+				wasMember, strikes = true, 0
+			case wasMember && len(servers) > 0:
+				if strikes++; strikes >= 2 {
+					why = "the cluster's configuration no longer lists this node (RAFTREMOVEPEER)"
+				}
+			}
+		}
+		if why != "" {
+			n.removed.Store(true)
+			removed <- why
+		}
+	})
 }
 
 // close shuts Raft down and closes the stores.
@@ -544,13 +676,13 @@ func normalizeAddr(a string) (string, error) {
 // joinTimeout bounds how long -join keeps trying.
 const joinTimeout = 2 * time.Minute
 
-// joinCluster asks the members at targets, in turn, to add self, over
-// authenticated join streams (the handshake proves the cluster secret both
-// ways, and gives this node the cluster's ID before it asks), following
-// redirects to the leader, until one succeeds or joinTimeout passes. A
-// wrong secret or a member of another cluster ends it at once: retrying
-// cannot help.
-func joinCluster(targets []string, d *mux.Dialer, log *slog.Logger) error {
+// joinCluster asks the members at targets, in turn, to add self (as a
+// non-voting member with nonvoter), over authenticated join streams (the
+// handshake proves the cluster secret both ways, and gives this node the
+// cluster's ID before it asks), following redirects to the leader, until
+// one succeeds or joinTimeout passes. A wrong secret or a member of
+// another cluster ends it at once: retrying cannot help.
+func joinCluster(targets []string, d *mux.Dialer, nonvoter bool, log *slog.Logger) error {
 	addrs := make([]string, len(targets))
 	for i, t := range targets {
 		a, err := normalizeAddr(t)
@@ -562,7 +694,7 @@ func joinCluster(targets []string, d *mux.Dialer, log *slog.Logger) error {
 	deadline := time.Now().Add(joinTimeout)
 	addr := addrs[0]
 	for attempt := 1; ; attempt++ {
-		reply, err := requestJoin(d, addr)
+		reply, err := requestJoin(d, addr, nonvoter)
 		switch {
 		case err == nil && reply.Status == peer.JoinOK:
 			id, _ := d.Peers.Identity.Get()
@@ -603,15 +735,16 @@ func joinRefused(err error) bool {
 	return false
 }
 
-// requestJoin asks the member at addr to add this node.
-func requestJoin(d *mux.Dialer, addr string) (peer.JoinReply, error) {
+// requestJoin asks the member at addr to add this node (as a non-voting
+// member with nonvoter).
+func requestJoin(d *mux.Dialer, addr string, nonvoter bool) (peer.JoinReply, error) {
 	c, err := d.Dial(addr, peer.PurposeJoin, 5*time.Second)
 	if err != nil {
 		return peer.JoinReply{}, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	return peer.RequestJoin(c)
+	return peer.RequestJoin(c, nonvoter)
 }
 
 // serveJoins answers the join requests that arrive on authenticated join
@@ -635,11 +768,15 @@ func (n *raftNode) answerJoin(c net.Conn) {
 		return
 	}
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	if err := peer.ReadJoinRequest(c); err != nil {
+	nonvoter, err := peer.ReadJoinRequest(c)
+	if err != nil {
 		return
 	}
 	addr, err := normalizeAddr(pc.Peer.Name)
-	if err == nil {
+	switch {
+	case err == nil && nonvoter:
+		err = n.addNonvoter(addr)
+	case err == nil:
 		err = n.addPeer(addr)
 	}
 	reply := peer.JoinReply{Status: peer.JoinOK}
@@ -650,7 +787,7 @@ func (n *raftNode) answerJoin(c net.Conn) {
 	case err != nil:
 		reply = peer.JoinReply{Status: peer.JoinFailed, Text: err.Error()}
 	default:
-		n.log.Info("a node joined the cluster", "node", addr)
+		n.log.Info("a node joined the cluster", "node", addr, "nonvoter", nonvoter)
 	}
 	_ = peer.WriteJoinReply(c, reply)
 }

@@ -152,7 +152,7 @@ func (s *fsmSnapshot) persist(sink raft.SnapshotSink) error {
 			writeBytes(w, []byte(k.Key))
 		}
 	}
-	if err := writeSnapshot(w, conn, s.applied, s.lastT, s.scripts); err != nil {
+	if _, err := writeSnapshot(w, conn, s.scripts, unshift); err != nil {
 		return err
 	}
 	return w.Flush()
@@ -188,43 +188,50 @@ func (s *fsmSnapshot) waitBGSave() error {
 func (s *fsmSnapshot) Release() { go debug.FreeOSMemory() }
 
 // writeSnapshot streams scripts, functions and every key of the server
-// behind conn, after the header.
-func writeSnapshot(w *bufio.Writer, conn *redisconn.Conn, applied uint64, lastT int64, scripts []string) error {
+// behind conn, after the header. deadline turns the server's PEXPIRETIME
+// into the absolute deadline the snapshot holds (unshift for a copy of a
+// child). It returns the number of keys.
+func writeSnapshot(w *bufio.Writer, conn *redisconn.Conn, scripts []string, deadline func(int64) int64) (int64, error) {
 	for _, body := range scripts {
 		w.WriteByte(recScript)
 		writeBytes(w, []byte(body))
 	}
 	raw, err := conn.Do("FUNCTION", "DUMP")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if payload, ok := resp.ReplyString(raw); ok && !resp.ReplyIsError(raw) && payload != "" {
 		w.WriteByte(recFunctions)
 		writeBytes(w, []byte(payload))
 	}
+	var keys int64
 	for db := 0; db < 16; db++ {
-		if err := writeDB(w, conn, db); err != nil {
-			return err
+		n, err := writeDB(w, conn, db, deadline)
+		if err != nil {
+			return keys, err
 		}
+		keys += n
 	}
-	return w.WriteByte(recEnd)
+	return keys, w.WriteByte(recEnd)
 }
 
-// writeDB streams one database with SCAN, DUMP and PEXPIRETIME.
-func writeDB(w *bufio.Writer, conn *redisconn.Conn, db int) error {
+// writeDB streams one database with SCAN, DUMP and PEXPIRETIME and returns
+// the number of keys written.
+func writeDB(w *bufio.Writer, conn *redisconn.Conn, db int, deadline func(int64) int64) (int64, error) {
 	if err := conn.SelectNow(db); err != nil {
-		return err
+		return 0, err
 	}
+	var n int64
 	cursor := "0"
 	for {
 		raw, err := conn.Do("SCAN", cursor, "COUNT", strconv.Itoa(scanBatch))
 		if err != nil {
-			return err
+			return n, err
 		}
 		v, err := resp.Parse(raw)
 		parts, ok := v.([]any)
 		if err != nil || !ok || len(parts) != 2 {
-			return fmt.Errorf("unexpected SCAN reply")
+			return n, fmt.Errorf("unexpected SCAN reply")
 		}
 		cursor = resp.AsString(parts[0])
 		keys, _ := parts[1].([]any)
@@ -233,44 +240,103 @@ func writeDB(w *bufio.Writer, conn *redisconn.Conn, db int) error {
 			conn.SendStrings("PEXPIRETIME", resp.AsString(k))
 		}
 		if err := conn.Flush(); err != nil {
-			return err
+			return n, err
 		}
 		for _, k := range keys {
 			dump, err := conn.ReadReply()
 			if err != nil {
-				return err
+				return n, err
 			}
 			ttl, err := conn.ReadReply()
 			if err != nil {
-				return err
+				return n, err
 			}
 			payload, ok := resp.ReplyString(dump)
 			if !ok || resp.ReplyIsError(dump) {
-				continue // the key is gone (cannot happen in a frozen copy)
+				continue // the key is gone (expired in a throwaway loaded from an RDB file)
 			}
 			at, _ := resp.ReplyInt(ttl)
 			w.WriteByte(recKey)
 			writeUvarint(w, uint64(db))
 			writeBytes(w, []byte(resp.AsString(k)))
 			writeBytes(w, []byte(payload))
-			writeVarint(w, unshift(at))
+			writeVarint(w, deadline(at))
+			n++
 		}
 		if cursor == "0" {
-			return nil
+			return n, nil
 		}
 	}
 }
 
-// emptySnapshot is the snapshot of a node that has applied nothing.
-func emptySnapshot() []byte {
+// snapshotHeader is the header of a snapshot stream.
+func snapshotHeader(applied uint64, lastT int64) []byte {
 	var b bytes.Buffer
 	w := bufio.NewWriter(&b)
 	w.WriteString(snapshotMagic)
-	writeUvarint(w, 0)
-	writeUvarint(w, 0)
-	w.WriteByte(recEnd)
+	writeUvarint(w, applied)
+	writeUvarint(w, uint64(lastT))
 	w.Flush()
 	return b.Bytes()
+}
+
+// emptySnapshot is the snapshot of a node that has applied nothing.
+func emptySnapshot() []byte {
+	return append(snapshotHeader(0, 0), recEnd)
+}
+
+// snapshotFromRDB loads the RDB file dir/name into a throwaway
+// redis-server and writes its data as snapshot records, without the
+// header, to w (its deadlines are real ones already). Function libraries
+// get redraft's prelude first, as after FUNCTION RESTORE. It returns the
+// number of keys. A file redis-server cannot load is an error.
+func snapshotFromRDB(w *bufio.Writer, redisServer, dir, name string, log *slog.Logger) (int64, error) {
+	sock := child.SocketPath(filepath.Join(dir, "server"))
+	proc, err := child.Start(redisServer, filepath.Join(dir, "server"), sock,
+		child.Args(sock, dir, "--dbfilename", name), log.With("src", "restore"))
+	if err != nil {
+		return 0, fmt.Errorf("redis-server could not load it: %w", err)
+	}
+	defer proc.Kill()
+	conn, err := proc.Dial()
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if err := addLibraryPreludes(conn); err != nil {
+		return 0, err
+	}
+	return writeSnapshot(w, conn, nil, func(at int64) int64 { return at })
+}
+
+// addLibraryPreludes gives every function library loaded in the server
+// behind conn that lacks redraft's prelude one (after FUNCTION RESTORE, or
+// in data restored from an RDB file).
+func addLibraryPreludes(conn *redisconn.Conn) error {
+	raw, err := conn.Do("FUNCTION", "LIST", "WITHCODE")
+	if err != nil {
+		return err
+	}
+	v, _ := resp.Parse(raw)
+	libs, _ := v.([]any)
+	for _, lib := range libs {
+		fields, _ := lib.([]any)
+		for i := 0; i+1 < len(fields); i += 2 {
+			if resp.AsString(fields[i]) != "library_code" {
+				continue
+			}
+			code := resp.AsString(fields[i+1])
+			if strings.Contains(code, functionPreludeMarker) {
+				continue
+			}
+			// An error reply leaves the library as it was, the same on
+			// every node.
+			if _, err := conn.Do("FUNCTION", "LOAD", "REPLACE", libraryWithPrelude(code)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // restoredState is what a snapshot holds besides the keys, which

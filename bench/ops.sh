@@ -112,8 +112,8 @@ notes="$work/notes.txt"
 # --- 1. RSS and log size under a steady write load ---------------------------
 p1=$BASE_PORT
 log "part 1: 3 nodes, default flags, SET -c 50 -P 1 for ${DURATION}s"
-pprof=127.0.0.1:$((BASE_PORT + 90)) # leader only: Go heap and goroutine counts for the series
-start_node "$p1" -pprof "$pprof"
+pprof=127.0.0.1:$((BASE_PORT + 90)) # leader only (--metrics-addr): Go heap and goroutine counts for the series
+start_node "$p1" --metrics-addr "$pprof"
 wait_leader "$p1"
 start_node $((p1 + 1)) -join "$p1"
 start_node $((p1 + 2)) -join "$p1"

@@ -143,6 +143,7 @@ type nodeOpts struct {
 	Join        string   // value for -join ("" = bootstrap / no flag)
 	Consistency string   // value for --consistency ("" = binary default)
 	Args        []string // extra flags appended verbatim
+	Env         []string // extra environment variables (NAME=value)
 	NoWait      bool     // don't wait for the node to answer PING
 	Password    string   // the node's clients authenticate with it (go-redis Password)
 	TLS         *tls.Config
@@ -166,6 +167,7 @@ type Node struct {
 	// password and tlsConf are what the node's go-redis clients use.
 	password string
 	tlsConf  *tls.Config
+	env      []string
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -220,6 +222,7 @@ func startNode(t testing.TB, o nodeOpts) *Node {
 		n.args = append(n.args, "-loglevel", lvl)
 	}
 	n.args = append(n.args, o.Args...)
+	n.env = o.Env
 
 	t.Cleanup(func() {
 		n.cleanup()
@@ -250,6 +253,9 @@ func (n *Node) launch() {
 	}
 	fmt.Fprintf(f, "=== %s start: %s %s\n", time.Now().Format("15:04:05.000"), binPath, strings.Join(n.args, " "))
 	cmd := exec.Command(binPath, n.args...)
+	if len(n.env) > 0 {
+		cmd.Env = append(os.Environ(), n.env...)
+	}
 	cmd.Stdout = f
 	cmd.Stderr = f
 	// If the test binary itself dies (panic, timeout), take the node with it.

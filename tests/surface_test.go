@@ -73,19 +73,21 @@ type bareRedis struct {
 	done chan struct{}
 }
 
-func startBareRedis(t *testing.T) *bareRedis {
+// startBareRedis starts one, with extra redis-server arguments (later ones
+// win, e.g. --dir and --dbfilename to load an RDB file).
+func startBareRedis(t *testing.T, extra ...string) *bareRedis {
 	t.Helper()
-	dir := filepath.Join(testRoot(t), "bare")
+	port := freePort(t)
+	dir := filepath.Join(testRoot(t), fmt.Sprintf("bare-%d", port))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("mkdir %s: %v", dir, err)
 	}
-	port := freePort(t)
 	logf, err := os.Create(filepath.Join(dir, "redis.log"))
 	if err != nil {
 		t.Fatalf("create bare log: %v", err)
 	}
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning")
+	cmd := exec.Command("redis-server", append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning"}, extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -516,9 +518,9 @@ func surfaceRefusals(t *testing.T, env *surfaceEnv) {
 		{[]interface{}{"REPLICAOF", "NO", "ONE"}, "ERR REPLICAOF is not supported: replication is done by Raft (see RAFTADDPEER)"},
 		{[]interface{}{"REPLICAOF", "127.0.0.1", "6379"}, "ERR REPLICAOF is not supported: replication is done by Raft (see RAFTADDPEER)"},
 		{[]interface{}{"SLAVEOF", "NO", "ONE"}, "ERR SLAVEOF is not supported: replication is done by Raft (see RAFTADDPEER)"},
-		{[]interface{}{"SYNC"}, "ERR SYNC is not supported: replication is done by Raft"},
-		{[]interface{}{"PSYNC", "?", "-1"}, "ERR PSYNC is not supported: replication is done by Raft"},
-		{[]interface{}{"REPLCONF", "listening-port", "1"}, "ERR REPLCONF is not supported: replication is done by Raft"},
+		// SYNC, PSYNC and REPLCONF serve backups only (ops_test.go).
+		{[]interface{}{"PSYNC", "?", "-1"}, "ERR PSYNC is only served for backups (after REPLCONF rdb-only 1, as redis-cli --rdb sends): replication is done by Raft (see RAFTADDPEER)"},
+		{[]interface{}{"REPLCONF", "listening-port", "1"}, "ERR REPLCONF listening-port is not supported: replication is done by Raft (see RAFTADDPEER)"},
 		{[]interface{}{"FAILOVER"}, "ERR FAILOVER is not supported: leadership is decided by Raft"},
 		{[]interface{}{"CLUSTER", "INFO"}, "ERR This instance has cluster support disabled"},
 		{[]interface{}{"CLUSTER", "NODES"}, "ERR This instance has cluster support disabled"},
@@ -529,7 +531,6 @@ func surfaceRefusals(t *testing.T, env *surfaceEnv) {
 		{[]interface{}{"DEBUG", "DIGEST"}, "ERR DEBUG is not supported by redraft"},
 		{[]interface{}{"SHUTDOWN"}, "ERR SHUTDOWN is not supported: stop the redraft process instead"},
 		{[]interface{}{"SHUTDOWN", "NOSAVE"}, "ERR SHUTDOWN is not supported: stop the redraft process instead"},
-		{[]interface{}{"MONITOR"}, "ERR MONITOR is not supported by redraft"},
 		{[]interface{}{"MIGRATE", "127.0.0.1", "1", "k", "0", "10"}, "ERR MIGRATE is not supported by redraft"},
 		{[]interface{}{"BGREWRITEAOF"}, "ERR BGREWRITEAOF is not supported: durability comes from the Raft log"},
 		{[]interface{}{"MODULE", "LIST"}, "ERR MODULE is not supported by redraft"},

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -161,7 +162,9 @@ func Start(path, dir, sock string, args []string, log *slog.Logger) (*Process, e
 	return c, nil
 }
 
-// waitReady polls the socket until the child answers PING.
+// waitReady polls the socket until the child answers PING. A child that
+// answers -LOADING is busy loading a dataset: the wait goes on as long as
+// it does.
 func (c *Process) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -175,6 +178,9 @@ func (c *Process) waitReady(timeout time.Duration) error {
 			conn.Close()
 			if err == nil && string(reply) == "+PONG\r\n" {
 				return nil
+			}
+			if err == nil && strings.HasPrefix(string(reply), "-LOADING") {
+				deadline = time.Now().Add(timeout)
 			}
 		}
 		if time.Now().After(deadline) {
@@ -233,6 +239,8 @@ type Supervisor struct {
 	args            []string
 	log             *slog.Logger
 
+	restarts atomic.Int64
+
 	mu        sync.Mutex
 	proc      *Process
 	planned   bool
@@ -283,6 +291,7 @@ func (s *Supervisor) Restart() error {
 	p := s.proc
 	s.mu.Unlock()
 	p.Kill()
+	s.restarts.Add(1)
 	if err := s.start(); err != nil {
 		return fmt.Errorf("restart redis-server: %w", err)
 	}
@@ -312,6 +321,9 @@ func (s *Supervisor) Kill() {
 	s.mu.Unlock()
 	p.Kill()
 }
+
+// Restarts counts the planned restarts (Restart) so far.
+func (s *Supervisor) Restarts() int64 { return s.restarts.Load() }
 
 // Died is closed when the child exits without a planned restart.
 func (s *Supervisor) Died() <-chan struct{} { return s.died }

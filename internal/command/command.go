@@ -26,6 +26,7 @@ type Info struct {
 	DenyOOM     bool // flagged "denyoom"
 	NoMulti     bool // flagged "no_multi": refused inside MULTI
 	Movable     bool // flagged "movablekeys"
+	Unmonitored bool // flagged "admin": MONITOR does not show it (skip_monitor marks the script commands, which Redis shows itself)
 	Parent      *Info
 	Subs        map[string]*Info
 }
@@ -84,6 +85,8 @@ func parseInfo(item any, parent *Info) *Info {
 				info.DenyOOM = true
 			case "no_multi":
 				info.NoMulti = true
+			case "admin":
+				info.Unmonitored = true
 			}
 		}
 	}

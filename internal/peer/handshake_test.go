@@ -315,17 +315,25 @@ func TestReadSecretFile(t *testing.T) {
 }
 
 func TestJoinFrames(t *testing.T) {
-	a, d := net.Pipe()
-	defer a.Close()
-	defer d.Close()
-	go func() {
-		if ReadJoinRequest(a) == nil {
-			WriteJoinReply(a, JoinReply{Status: JoinTry, Text: "10.0.0.1:7481"})
+	for _, nonvoter := range []bool{false, true} {
+		a, d := net.Pipe()
+		got := make(chan bool, 1)
+		go func() {
+			nv, err := ReadJoinRequest(a)
+			if err == nil {
+				got <- nv
+				WriteJoinReply(a, JoinReply{Status: JoinTry, Text: "10.0.0.1:7481"})
+			}
+		}()
+		r, err := RequestJoin(d, nonvoter)
+		if err != nil || r.Status != JoinTry || r.Text != "10.0.0.1:7481" {
+			t.Fatalf("got %+v %v", r, err)
 		}
-	}()
-	r, err := RequestJoin(d)
-	if err != nil || r.Status != JoinTry || r.Text != "10.0.0.1:7481" {
-		t.Fatalf("got %+v %v", r, err)
+		if nv := <-got; nv != nonvoter {
+			t.Errorf("asked to join as a non-voter %v, read %v", nonvoter, nv)
+		}
+		a.Close()
+		d.Close()
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 // the handshake is done (and the joiner has stored the cluster ID it
 // learned), the joiner sends one request and the member answers.
 //
-//	joiner→member  'J'
+//	joiner→member  'J' (as a voter) or 'N' (as a non-voting member)
 //	member→joiner  status:1 len:2 text      (JoinOK; JoinTry: text is the leader; JoinFailed: why)
 
 // JoinStatus is a member's answer to a join request.
@@ -19,7 +19,7 @@ type JoinStatus byte
 
 // The answers to a join request.
 const (
-	// JoinOK: the joiner is a voter now (or was already).
+	// JoinOK: the joiner is a member now (or was already).
 	JoinOK JoinStatus = 0
 	// JoinTry: this member does not lead; the text is the leader's address.
 	JoinTry JoinStatus = 1
@@ -33,14 +33,23 @@ type JoinReply struct {
 	Text   string
 }
 
-const joinRequest = 'J'
+// The requests: join as a voter, or as a non-voting member.
+const (
+	joinRequest         = 'J'
+	joinNonvoterRequest = 'N'
+)
 
 // maxJoinText bounds a reply's text.
 const maxJoinText = 4096
 
-// RequestJoin sends the join request on rw and reads the answer.
-func RequestJoin(rw io.ReadWriter) (JoinReply, error) {
-	if _, err := rw.Write([]byte{joinRequest}); err != nil {
+// RequestJoin sends the join request on rw (to join as a non-voting
+// member with nonvoter) and reads the answer.
+func RequestJoin(rw io.ReadWriter, nonvoter bool) (JoinReply, error) {
+	req := byte(joinRequest)
+	if nonvoter {
+		req = joinNonvoterRequest
+	}
+	if _, err := rw.Write([]byte{req}); err != nil {
 		return JoinReply{}, fmt.Errorf("send join request: %w", err)
 	}
 	head := make([]byte, 3)
@@ -58,16 +67,20 @@ func RequestJoin(rw io.ReadWriter) (JoinReply, error) {
 	return JoinReply{Status: JoinStatus(head[0]), Text: string(text)}, nil
 }
 
-// ReadJoinRequest waits for the joiner's request.
-func ReadJoinRequest(r io.Reader) error {
+// ReadJoinRequest waits for the joiner's request and reports whether it
+// asks to join as a non-voting member.
+func ReadJoinRequest(r io.Reader) (nonvoter bool, err error) {
 	b := make([]byte, 1)
 	if _, err := io.ReadFull(r, b); err != nil {
-		return fmt.Errorf("read join request: %w", err)
+		return false, fmt.Errorf("read join request: %w", err)
 	}
-	if b[0] != joinRequest {
-		return errors.New("malformed join request")
+	switch b[0] {
+	case joinRequest:
+		return false, nil
+	case joinNonvoterRequest:
+		return true, nil
 	}
-	return nil
+	return false, errors.New("malformed join request")
 }
 
 // WriteJoinReply answers a join request.

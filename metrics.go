@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"io"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/redraft/redraft/internal/metrics"
+)
+
+// Measurements of the Raft node and the apply path. The apply path never
+// reads a clock (TestApplyPathNeverReadsTheClock), so its batches and
+// snapshots are timed here, around the FSM Raft calls; the layers record
+// through these small interfaces, which *metrics.Metrics implements.
+
+// nodeMetrics is what the Raft node and the FSM around it record.
+type nodeMetrics interface {
+	Applied(entries int, d time.Duration)
+	Snapshotted(d time.Duration, err error)
+	Restored()
+	Synced(d time.Duration)
+	BackedUp()
+}
+
+// measuredFSM is the FSM as Raft sees it: the real one, timed.
+type measuredFSM struct {
+	*fsm
+	m nodeMetrics
+}
+
+// ApplyBatch applies logs and records how long it took.
+func (f *measuredFSM) ApplyBatch(logs []*raft.Log) []any {
+	start := time.Now()
+	out := f.fsm.ApplyBatch(logs)
+	f.m.Applied(len(logs), time.Since(start))
+	return out
+}
+
+// Apply applies one log.
+func (f *measuredFSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// Snapshot starts a snapshot whose Persist is timed.
+func (f *measuredFSM) Snapshot() (raft.FSMSnapshot, error) {
+	start := time.Now()
+	s, err := f.fsm.Snapshot()
+	if err != nil {
+		f.m.Snapshotted(0, err)
+		return nil, err
+	}
+	return &measuredSnapshot{FSMSnapshot: s, m: f.m, start: start}, nil
+}
+
+// Restore installs a snapshot and counts it.
+func (f *measuredFSM) Restore(rc io.ReadCloser) error {
+	err := f.fsm.Restore(rc)
+	if err == nil {
+		f.m.Restored()
+	}
+	return err
+}
+
+// measuredSnapshot times a snapshot from its fork to the end of Persist.
+type measuredSnapshot struct {
+	raft.FSMSnapshot
+	m     nodeMetrics
+	start time.Time
+}
+
+// Persist writes the snapshot and records the outcome.
+func (s *measuredSnapshot) Persist(sink raft.SnapshotSink) error {
+	err := s.FSMSnapshot.Persist(sink)
+	s.m.Snapshotted(time.Since(s.start), err)
+	return err
+}
+
+// syncStats counts the Raft log's fsyncs (wal backend) for INFO.
+type syncStats struct {
+	count   atomic.Int64
+	totalNS atomic.Int64
+	lastNS  atomic.Int64
+	maxNS   atomic.Int64
+}
+
+// record adds one fsync of duration d.
+func (s *syncStats) record(d time.Duration) {
+	s.count.Add(1)
+	s.totalNS.Add(int64(d))
+	s.lastNS.Store(int64(d))
+	for {
+		old := s.maxNS.Load()
+		if int64(d) <= old || s.maxNS.CompareAndSwap(old, int64(d)) {
+			return
+		}
+	}
+}
+
+// timedSync runs sync, recording its duration in stats and m.
+func timedSync(sync func() error, stats *syncStats, m nodeMetrics) error {
+	start := time.Now()
+	err := sync()
+	d := time.Since(start)
+	stats.record(d)
+	if m != nil {
+		m.Synced(d)
+	}
+	return err
+}
+
+// lastIndex is the index of the last entry in this node's log.
+func (n *raftNode) lastIndex() uint64 { return n.raft.LastIndex() }
+
+// lastContact is when this node last heard from a leader (zero: never).
+func (n *raftNode) lastContact() time.Time { return n.raft.LastContact() }
+
+// logEntries is the number of entries in the Raft log.
+func (n *raftNode) logEntries() uint64 {
+	first, err1 := n.logs.FirstIndex()
+	last, err2 := n.logs.LastIndex()
+	if err1 != nil || err2 != nil || last == 0 || last < first {
+		return 0
+	}
+	return last - first + 1
+}
+
+// logBytes is the size on disk of the Raft log and stable store.
+func (n *raftNode) logBytes() int64 {
+	switch n.backend {
+	case "wal":
+		return dirSize(filepath.Join(n.dataDir, "wal"))
+	case "bolt":
+		return dirSize(filepath.Join(n.dataDir, "raft.db"))
+	}
+	return 0
+}
+
+// lastSnapshot is the newest snapshot's index and size (0, 0: none).
+func (n *raftNode) lastSnapshot() (uint64, int64) {
+	metas, err := n.snaps.List()
+	if err != nil || len(metas) == 0 {
+		return 0, 0
+	}
+	return metas[0].Index, metas[0].Size
+}
+
+// dirSize is the total size of the files under path (a file or a
+// directory).
+func dirSize(path string) int64 {
+	var total int64
+	_ = filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				total += info.Size()
+			}
+		}
+		return nil
+	})
+	return total
+}
+
+// raftStates are the values of redraft_raft_state.
+var raftStates = []string{"Follower", "Candidate", "Leader", "Shutdown"}
+
+// registerMetrics registers the node's state, read at every scrape.
+func (n *raftNode) registerMetrics(m *metrics.Metrics) {
+	m.State("raft_state", "This node's Raft role (1 for the current one).", "state", raftStates, func() string { return n.state().String() })
+	m.Gauge("raft_leader_known", "1 when this node knows a leader.", func() float64 { return b2f(n.leaderAddr() != "") })
+	m.Gauge("raft_term", "Current Raft term.", func() float64 { return float64(n.raft.CurrentTerm()) })
+	m.Gauge("raft_commit_index", "Latest log index known to be committed.", func() float64 { return float64(n.commitIndex()) })
+	m.Gauge("raft_applied_index", "Latest log index applied to the child.", func() float64 { return float64(n.fsm.appliedIndex()) })
+	m.Gauge("raft_last_log_index", "Latest index in this node's log.", func() float64 { return float64(n.lastIndex()) })
+	m.Gauge("raft_log_entries", "Entries in the Raft log (the rest are in the snapshot).", func() float64 { return float64(n.logEntries()) })
+	m.Gauge("raft_log_bytes", "Size of the Raft log on disk.", func() float64 { return float64(n.logBytes()) })
+	m.Gauge("raft_last_snapshot_index", "Log index of the newest snapshot.", func() float64 { i, _ := n.lastSnapshot(); return float64(i) })
+	m.Gauge("raft_last_snapshot_bytes", "Size of the newest snapshot.", func() float64 { _, s := n.lastSnapshot(); return float64(s) })
+	m.Gauge("raft_members", "Members of the cluster (voters and non-voters).", func() float64 { s, _ := n.members(); return float64(len(s)) })
+	m.Gauge("ready", "1 when /readyz answers 200: a leader is known and this node has applied what it knows to be committed.", func() float64 {
+		ready, _ := n.readiness(context.Background(), 0)
+		return b2f(ready)
+	})
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// readiness says whether the node is ready to serve: it is a member, a
+// leader is known (a leader: it has applied its barrier), and it has
+// applied everything it knows to be committed, including what a leader
+// announced while this node was still installing a snapshot. It waits up
+// to wait for the last, which a node under load reaches a moment after
+// each commit.
+func (n *raftNode) readiness(ctx context.Context, wait time.Duration) (bool, string) {
+	switch {
+	case n.removed.Load():
+		return false, "this node was removed from the cluster"
+	case n.state() == raft.Shutdown:
+		return false, "raft is shut down"
+	case n.leaderAddr() == "":
+		return false, "no leader is known"
+	case !n.isMember():
+		return false, "not a member yet (joining)"
+	case n.isLeader() && !n.readyFast.Load():
+		return false, "new leader: applying what earlier leaders committed"
+	}
+	target := max(n.commitIndex(), n.leaderCommit.Load())
+	deadline := time.Now().Add(wait)
+	for n.raftApplied() < target {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false, "catching up: applied " + strconv.FormatUint(n.raftApplied(), 10) + " of " + strconv.FormatUint(target, 10)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true, "ready"
+}
+
+// isMember reports whether this node's latest configuration lists it.
+func (n *raftNode) isMember() bool {
+	_, err := n.member(n.id)
+	return err == nil
+}
