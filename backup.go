@@ -28,7 +28,11 @@ import (
 const snapshotRetryFor = 10 * time.Second
 
 // openSnapshotNow takes a snapshot of everything applied so far and opens
-// it. A node that has applied nothing gets the empty snapshot.
+// it. Raft refuses (ErrNothingNewToSnapshot) when its FSM has applied
+// nothing since the process started: the child then holds exactly the
+// newest snapshot, which Raft restored at start (a follower restarted
+// after a snapshot, with no write since, is such a node), so that one is
+// opened; a node with no snapshot at all has an empty child.
 func (n *raftNode) openSnapshotNow() (io.ReadCloser, error) {
 	deadline := time.Now().Add(snapshotRetryFor)
 	for {
@@ -42,13 +46,30 @@ func (n *raftNode) openSnapshotNow() (io.ReadCloser, error) {
 			}
 			return rc, nil
 		case errors.Is(err, raft.ErrNothingNewToSnapshot):
-			return io.NopCloser(bytes.NewReader(emptySnapshot())), nil
+			return n.openNewestSnapshot()
 		case strings.Contains(err.Error(), "wait until the configuration entry") && time.Now().Before(deadline):
 			time.Sleep(100 * time.Millisecond)
 		default:
 			return nil, fmt.Errorf("snapshot: %w", err)
 		}
 	}
+}
+
+// openNewestSnapshot opens the newest snapshot in the store, or the empty
+// snapshot when there is none.
+func (n *raftNode) openNewestSnapshot() (io.ReadCloser, error) {
+	metas, err := n.snaps.List()
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	if len(metas) == 0 {
+		return io.NopCloser(bytes.NewReader(emptySnapshot())), nil
+	}
+	_, rc, err := n.snaps.Open(metas[0].ID)
+	if err != nil {
+		return nil, fmt.Errorf("open snapshot %s: %w", metas[0].ID, err)
+	}
+	return rc, nil
 }
 
 // backup writes a point-in-time RDB file of the whole dataset to w.
@@ -68,14 +89,21 @@ func (n *raftNode) backup(w io.Writer, opts rdbOptions) (rdbStats, error) {
 
 // backupToFile writes a backup to path: to a temporary file beside it,
 // synced, then renamed over path, so path is never a partial backup. It
-// refuses paths inside the data directory dataDir.
+// refuses paths inside the data directory dataDir (as given, or with its
+// symbolic links followed).
 func (n *raftNode) backupToFile(path, dataDir string, opts rdbOptions) (rdbStats, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return rdbStats{}, err
 	}
-	if rel, err := filepath.Rel(dataDir, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return rdbStats{}, fmt.Errorf("%s is inside the data directory %s; write backups elsewhere", abs, dataDir)
+	dirs := []string{dataDir}
+	if real, err := filepath.EvalSymlinks(dataDir); err == nil {
+		dirs = append(dirs, real)
+	}
+	for _, d := range dirs {
+		if rel, err := filepath.Rel(d, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return rdbStats{}, fmt.Errorf("%s is inside the data directory %s; write backups elsewhere", abs, dataDir)
+		}
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(abs), "."+filepath.Base(abs)+".tmp-*")
 	if err != nil {
@@ -96,6 +124,31 @@ func (n *raftNode) backupToFile(path, dataDir string, opts rdbOptions) (rdbStats
 		return st, fmt.Errorf("write backup %s: %w", abs, err)
 	}
 	return st, nil
+}
+
+// backupPath is where RAFTBACKUP name writes: name itself when it is an
+// absolute path, else name in dir. Either way the file must be in dir or
+// below it once symbolic links are followed (its own name excepted: the
+// backup replaces it), so that a client cannot write elsewhere.
+func backupPath(name, dir string) (string, error) {
+	path := name
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	path = filepath.Clean(path)
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", fmt.Errorf("--backup-dir: %w", err)
+	}
+	parent, err := filepath.EvalSymlinks(filepath.Dir(path))
+	if err != nil {
+		return "", fmt.Errorf("backup directory: %w", err)
+	}
+	rel, err := filepath.Rel(root, parent)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.Base(path) == string(filepath.Separator) {
+		return "", fmt.Errorf("%s is outside --backup-dir %s", name, dir)
+	}
+	return filepath.Join(parent, filepath.Base(path)), nil
 }
 
 // checkRDBFile fails unless path is a readable file that starts like an

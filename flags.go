@@ -35,6 +35,7 @@ type options struct {
 	clusterMode       bool
 	metricsAddr       string
 	restore           string
+	backupDir         string
 	nonvoter          bool
 	maxClients        int
 	idleTimeout       int // seconds
@@ -74,14 +75,14 @@ type consistencyValue struct{ p *consistency }
 func (v consistencyValue) Set(s string) error {
 	c, err := parseConsistency(s)
 	if err != nil {
-		return fmt.Errorf("must be low, medium or high")
+		return errors.New("not allowed") // the error adds the allowed values
 	}
 	*v.p = c
 	return nil
 }
 func (v consistencyValue) String() string  { return v.p.String() }
 func (v consistencyValue) Kind() string    { return "low|medium|high" }
-func (v consistencyValue) Allowed() string { return "low, medium or high" }
+func (v consistencyValue) Allowed() string { return "one of low, medium, high" }
 
 // declareOptions declares every option of c, with its group, default,
 // help and example.
@@ -140,6 +141,9 @@ func declareOptions(s *conf.Set, c *options) {
 		{Name: "restore", Group: conf.Storage, Arg: "file.rdb", Example: "backup.rdb",
 			Help:  "Start a new cluster whose data is this RDB file (from redis-cli --rdb, RAFTBACKUP or any redis-server). Only on a node without Raft state and without -join; other nodes join it as usual.",
 			Value: conf.String(&c.restore, "")},
+		{Name: "backup-dir", Group: conf.Storage, Arg: "path", Example: "/var/backups/redraft",
+			Help:  "The directory RAFTBACKUP may write into (a relative name is a file in it). Without it RAFTBACKUP is refused, so that a client cannot write files wherever this process may; redis-cli --rdb and /backup write on the client's side and need none.",
+			Value: conf.String(&c.backupDir, "")},
 		{Name: "redis-server", Group: conf.Storage, Arg: "path", DefaultText: "beside redraft, then $PATH",
 			Help: "The redis-server executable to run as the child.", Value: conf.String(&c.redisServer, "")},
 		// Security.

@@ -310,6 +310,9 @@ func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Supervisor, tbl *c
 	}
 	s.relay = &leaderRelay{enabled: cfg.followerProxy, node: n, dial: peerStream}
 	s.dataDir, _ = filepath.Abs(cfg.dir)
+	if cfg.backupDir != "" {
+		s.backupDir, _ = filepath.Abs(cfg.backupDir)
+	}
 	s.port = cfg.port
 	s.proposer = newProposer(n, f, wallClockMS, obs, log.With("src", "proposer"))
 	pool := redisconn.NewPool("unix", proc.Sock(), 256)

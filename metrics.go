@@ -193,11 +193,11 @@ func b2f(b bool) float64 {
 }
 
 // readiness says whether the node is ready to serve: it is a member, a
-// leader is known (a leader: it has applied its barrier), and it has
-// applied everything it knows to be committed, including what a leader
-// announced while this node was still installing a snapshot. It waits up
-// to wait for the last, which a node under load reaches a moment after
-// each commit.
+// leader is known and has committed an entry of its term (a leader: it has
+// applied its barrier), and this node's FSM has applied everything it
+// knows to be committed, including what a leader announced while this
+// node was still installing a snapshot. It waits up to wait for the last,
+// which a node under load reaches a moment after each commit.
 func (n *raftNode) readiness(ctx context.Context, wait time.Duration) (bool, string) {
 	switch {
 	case n.removed.Load():
@@ -210,16 +210,69 @@ func (n *raftNode) readiness(ctx context.Context, wait time.Duration) (bool, str
 		return false, "not a member yet (joining)"
 	case n.isLeader() && !n.readyFast.Load():
 		return false, "new leader: applying what earlier leaders committed"
+	case !n.isLeader() && !n.commitInCurrentTerm():
+		return false, "waiting for the leader's first commit in this term"
 	}
 	target := max(n.commitIndex(), n.leaderCommit.Load())
 	deadline := time.Now().Add(wait)
-	for n.raftApplied() < target {
+	for {
+		applied, of := n.raftApplied(), target
+		if applied >= target {
+			// Raft counts an entry as applied once it is queued for the
+			// FSM; the child has it only once the FSM has applied it.
+			of = lastFSMEntry(target, n.logs)
+			if applied = n.fsm.appliedIndex(); applied >= of {
+				return true, "ready"
+			}
+		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false, "catching up: applied " + strconv.FormatUint(n.raftApplied(), 10) + " of " + strconv.FormatUint(target, 10)
+			return false, "catching up: applied " + strconv.FormatUint(applied, 10) + " of " + strconv.FormatUint(of, 10)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return true, "ready"
+}
+
+// lastFSMEntry is the index of the last entry at or before index that
+// Raft hands to the FSM (a command or a configuration change; no-ops and
+// barriers never reach it), or 0 when the log no longer holds the entries
+// back to such an entry: those are in the snapshot, which Raft installs
+// before its applied index moves past it.
+func lastFSMEntry(index uint64, logs raft.LogStore) uint64 {
+	for i := index; i > 0; i-- {
+		var l raft.Log
+		if logs.GetLog(i, &l) != nil {
+			return 0
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return i
+		}
+	}
+	return 0
+}
+
+// commitInCurrentTerm reports whether the entry at this node's commit
+// index is of the current term. Until a new leader has committed an entry
+// of its own term (its no-op), entries of earlier terms are not known to
+// be committed: after a whole cluster restarts, for instance, every
+// follower's commit index stays 0 (and its child empty) until then.
+func (n *raftNode) commitInCurrentTerm() bool {
+	return entryOfTerm(n.commitIndex(), n.raft.CurrentTerm(), n.logs, n.snaps)
+}
+
+// entryOfTerm reports whether the entry at index (not 0) is of term: from
+// the log, or, when the log no longer has it, from the newest snapshot
+// ending there (a follower that has just installed a snapshot has an
+// empty log).
+func entryOfTerm(index, term uint64, logs raft.LogStore, snaps raft.SnapshotStore) bool {
+	if index == 0 {
+		return false
+	}
+	var l raft.Log
+	if err := logs.GetLog(index, &l); err == nil {
+		return l.Term == term
+	}
+	metas, err := snaps.List()
+	return err == nil && len(metas) > 0 && metas[0].Index == index && metas[0].Term == term
 }
 
 // isMember reports whether this node's latest configuration lists it.

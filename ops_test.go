@@ -1,11 +1,16 @@
 package main
 
 import (
+	"io"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // MONITOR lines in redis-server 7.0's format (replicationFeedMonitors and
@@ -129,6 +134,109 @@ func TestBackupHTTPNeedsThePassword(t *testing.T) {
 		}
 		if c.want == 200 && !strings.HasPrefix(rec.Body.String(), "REDIS0") {
 			t.Errorf("body %.9q is not an RDB file", rec.Body.String())
+		}
+	}
+}
+
+// entryOfTerm finds an entry's term in the log, or in the newest snapshot
+// once the log no longer has it; index 0 is never of any term.
+func TestEntryOfTerm(t *testing.T) {
+	logs := raft.NewInmemStore()
+	if err := logs.StoreLogs([]*raft.Log{{Index: 1, Term: 1}, {Index: 2, Term: 1}, {Index: 3, Term: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := raft.NewFileSnapshotStore(t.TempDir(), 2, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(index, term uint64, want bool) {
+		t.Helper()
+		if got := entryOfTerm(index, term, logs, snaps); got != want {
+			t.Errorf("entryOfTerm(%d, %d) = %v, want %v", index, term, got, want)
+		}
+	}
+	check(0, 0, false)
+	check(0, 1, false)
+	check(2, 1, true)
+	check(2, 2, false) // committed in an earlier term: not yet known
+	check(3, 2, true)
+	check(7, 3, false) // neither in the log nor in a snapshot
+	sink, err := snaps.Create(raft.SnapshotVersionMax, 7, 3, raft.Configuration{}, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check(7, 3, true)  // installed with the snapshot, log emptied
+	check(7, 4, false) // the snapshot's term is older
+	check(6, 3, false) // not where the snapshot ends
+}
+
+// RAFTBACKUP writes only into --backup-dir, symbolic links followed.
+func TestBackupPath(t *testing.T) {
+	base, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "backups")
+	outside := filepath.Join(base, "elsewhere")
+	for _, d := range []string{filepath.Join(dir, "sub"), outside} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "out")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(dir, filepath.Join(base, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, want string }{
+		{"b.rdb", filepath.Join(dir, "b.rdb")},
+		{"sub/b.rdb", filepath.Join(dir, "sub", "b.rdb")},
+		{"sub/../b.rdb", filepath.Join(dir, "b.rdb")},
+		{filepath.Join(dir, "b.rdb"), filepath.Join(dir, "b.rdb")},
+		{filepath.Join(base, "link", "b.rdb"), filepath.Join(dir, "b.rdb")},
+		{"out", filepath.Join(dir, "out")}, // replaces the link itself
+		{"../b.rdb", ""},
+		{filepath.Join(outside, "b.rdb"), ""},
+		{"out/b.rdb", ""},
+		{"", ""},
+		{".", ""},
+		{dir, ""},
+		{"nosuch/b.rdb", ""},
+	} {
+		got, err := backupPath(c.name, dir)
+		if c.want == "" {
+			if err == nil {
+				t.Errorf("backupPath(%q) = %q, want an error", c.name, got)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("backupPath(%q) = %q, %v; want %q", c.name, got, err, c.want)
+		}
+	}
+	// The directory itself may be given through a link.
+	if got, err := backupPath("b.rdb", filepath.Join(base, "link")); err != nil || got != filepath.Join(dir, "b.rdb") {
+		t.Errorf("through a linked --backup-dir: %q, %v", got, err)
+	}
+}
+
+// lastFSMEntry skips the entries Raft never hands to the FSM, and stops at
+// the start of the log (the rest is in the snapshot).
+func TestLastFSMEntry(t *testing.T) {
+	logs := raft.NewInmemStore()
+	if err := logs.StoreLogs([]*raft.Log{
+		{Index: 10, Type: raft.LogNoop}, {Index: 11, Type: raft.LogConfiguration}, {Index: 12, Type: raft.LogNoop},
+		{Index: 13, Type: raft.LogCommand}, {Index: 14, Type: raft.LogBarrier}, {Index: 15, Type: raft.LogNoop},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for index, want := range map[uint64]uint64{15: 13, 14: 13, 13: 13, 12: 11, 11: 11, 10: 0, 9: 0, 0: 0} {
+		if got := lastFSMEntry(index, logs); got != want {
+			t.Errorf("lastFSMEntry(%d) = %d, want %d", index, got, want)
 		}
 	}
 }

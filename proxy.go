@@ -27,22 +27,23 @@ import (
 // child connection (reads.go), or to a handler of its own (builtins.go),
 // and writes the replies. It turns the Raft layer's errors into replies.
 type frontEnd struct {
-	node     *raftNode
-	fsm      *fsm
-	proposer *proposer
-	reads    *readPath
-	cmds     *commandTable
-	cluster  *clusterMode // --cluster-mode (cluster.go); nil when off
-	child    *child.Supervisor
-	block    *blocker
-	relay    *leaderRelay
-	scripts  *scriptWatch
-	tracker  *tracker // CLIENT TRACKING (tracking.go)
-	log      *slog.Logger
-	dataDir  string // absolute -dir
-	port     int    // the client port (INFO)
-	metrics  commandMetrics
-	monitors monitorHub // clients in MONITOR mode (monitor.go)
+	node      *raftNode
+	fsm       *fsm
+	proposer  *proposer
+	reads     *readPath
+	cmds      *commandTable
+	cluster   *clusterMode // --cluster-mode (cluster.go); nil when off
+	child     *child.Supervisor
+	block     *blocker
+	relay     *leaderRelay
+	scripts   *scriptWatch
+	tracker   *tracker // CLIENT TRACKING (tracking.go)
+	log       *slog.Logger
+	dataDir   string // absolute -dir
+	backupDir string // absolute --backup-dir ("": RAFTBACKUP is refused)
+	port      int    // the client port (INFO)
+	metrics   commandMetrics
+	monitors  monitorHub // clients in MONITOR mode (monitor.go)
 
 	usedBytes    atomic.Int64 // child's used_memory, refreshed every 100ms
 	limits       resp.Limits

@@ -532,12 +532,22 @@ func (n *raftNode) members() ([]raft.Server, error) {
 	return fut.Configuration().Servers, nil
 }
 
-// handOver transfers leadership to another node if this one leads.
+// handOver transfers leadership to another voter, if this node leads and
+// there is one.
 func (n *raftNode) handOver() error {
 	if !n.isLeader() {
 		return nil
 	}
-	return n.raft.LeadershipTransfer().Error()
+	servers, err := n.members()
+	if err != nil {
+		return err
+	}
+	for _, srv := range servers {
+		if srv.Suffrage == raft.Voter && string(srv.ID) != n.id {
+			return n.raft.LeadershipTransfer().Error()
+		}
+	}
+	return nil // no other voter to hand over to
 }
 
 // addPeer adds a voter (idempotent).

@@ -209,14 +209,22 @@ func (s *frontEnd) sendRDBWithLength(out *clientWriter, snap io.Reader, opts rdb
 	return st, err
 }
 
-// raftBackup answers RAFTBACKUP path: the same RDB, written on this node.
+// raftBackup answers RAFTBACKUP path: the same RDB, written on this node
+// into --backup-dir.
 func (s *frontEnd) raftBackup(_ context.Context, cl *clientConn, args [][]byte) []byte {
+	if s.backupDir == "" {
+		return resp.Error("ERR RAFTBACKUP is disabled: start the node with --backup-dir DIR to let it write backups there (redis-cli --rdb and /backup need no such directory)")
+	}
+	path, err := backupPath(string(args[1]), s.backupDir)
+	if err != nil {
+		return resp.Error("ERR " + err.Error())
+	}
 	start := time.Now()
-	st, err := s.node.backupToFile(string(args[1]), s.dataDir, rdbOptions{data: true, functions: true, redisVersion: s.childVersion()})
+	st, err := s.node.backupToFile(path, s.dataDir, rdbOptions{data: true, functions: true, redisVersion: s.childVersion()})
 	if err != nil {
 		return resp.Error("ERR backup failed: " + err.Error())
 	}
-	s.log.Info("backup written", "path", string(args[1]), "client", cl.addr, "index", st.index, "keys", st.keys, "bytes", st.bytes, "took", time.Since(start).Round(time.Millisecond))
+	s.log.Info("backup written", "path", path, "client", cl.addr, "index", st.index, "keys", st.keys, "bytes", st.bytes, "took", time.Since(start).Round(time.Millisecond))
 	return resp.OK
 }
 

@@ -3,10 +3,13 @@
 # cluster is loaded with redis-cli --pipe (one key in ten with a TTL),
 # a follower is backed up with redis-cli --rdb, the file seeds a new
 # cluster with --restore, two nodes join it, and RAFTDIGEST must be the
-# same before and after. Prints the time of each step.
+# same before and after. Prints the time of each step. Then it times
+# writes to the original leader (one SET every 5 ms, bench/opsprobe)
+# around a RAFTSNAPSHOT and around a RAFTBACKUP on the leader, to show
+# that a backup stalls writes no longer than a snapshot.
 #
 #   bench/backup.sh                  # KEYS=1000000
-#   KEYS=100000 bench/backup.sh
+#   KEYS=100000 BASE_PORT=22100 bench/backup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-1000000}
@@ -28,6 +31,8 @@ if [ -z "$BIN" ]; then
   BIN="$work/redraft"
   go build -o "$BIN" .
 fi
+PROBE="$work/opsprobe"
+go build -o "$PROBE" ./bench/opsprobe
 . bench/lib.sh
 start_node() { # name port flags...
   local name=$1 port=$2; shift 2
@@ -46,10 +51,10 @@ wait_ready() { # port: the node holds every key (reads at --consistency low)
 
 p1=$BASE_PORT; p2=$((BASE_PORT + 1)); p3=$((BASE_PORT + 2))
 r1=$((BASE_PORT + 10)); r2=$((BASE_PORT + 11)); r3=$((BASE_PORT + 12))
-start_node a1 $p1 --consistency low
+start_node a1 $p1 --consistency low --backup-dir "$work"
 wait_leader $p1
-start_node a2 $p2 -join $p1 --consistency low
-start_node a3 $p3 -join $p1 --consistency low
+start_node a2 $p2 -join $p1 --consistency low --backup-dir "$work"
+start_node a3 $p3 -join $p1 --consistency low --backup-dir "$work"
 wait_members $p1 3
 
 echo "generating $KEYS SET commands" >&2
@@ -90,6 +95,18 @@ wait_ready $r3
 join_time=$(since "$t")
 digests=$(for p in $r1 $r2 $r3; do redis-cli -p $p RAFTDIGEST | tail -1; done | sort -u)
 
+# Write stall on the original leader: around a snapshot, then a backup.
+kv() { sed -n "s/^$2=//p" "$1"; }
+stall_row() { # file what
+  printf '| %s | %s s | %s / %s / %s ms (%s writes, %s > 100 ms, %s errors) | %s / %s ms |\n' "$2" \
+    "$(kv "$1" snapshot_seconds)" "$(kv "$1" during_p50_ms)" "$(kv "$1" during_p99_ms)" "$(kv "$1" during_max_ms)" \
+    "$(kv "$1" during_writes)" "$(kv "$1" during_over_100ms)" "$(kv "$1" during_errors)" \
+    "$(kv "$1" before_p99_ms)" "$(kv "$1" before_max_ms)"
+}
+leader=$(redis-cli -p $p1 RAFTLEADER)
+"$PROBE" stall -addr "$leader" -before 3s -after 2s -interval 5ms -cmd RAFTSNAPSHOT >"$work/stall-snapshot.txt"
+"$PROBE" stall -addr "$leader" -before 3s -after 2s -interval 5ms -cmd "RAFTBACKUP $work/leader.rdb" >"$work/stall-backup.txt"
+
 cat <<EOF
 backup/restore round trip, $KEYS keys, $(nproc) cores, $(redis-server --version | awk '{ print $3 }'), $(go version | awk '{ print $3 }')
 | step | time |
@@ -100,5 +117,11 @@ backup/restore round trip, $KEYS keys, $(nproc) cores, $(redis-server --version 
 | two nodes join the restored cluster until they hold every key | $join_time |
 digest before: $orig
 digest after:  $digests
+
+writes to the leader ($leader), one SET at a time every 5 ms:
+| command on the leader | its duration | SET latency while it runs: p50 / p99 / max | before it: p99 / max |
+|---|---|---|---|
+$(stall_row "$work/stall-snapshot.txt" RAFTSNAPSHOT)
+$(stall_row "$work/stall-backup.txt" "RAFTBACKUP ($(stat -c %s "$work/leader.rdb") bytes)")
 EOF
 [ "$digests" = "$orig" ] || { echo "DIGESTS DIFFER" >&2; exit 1; }

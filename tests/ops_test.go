@@ -3,7 +3,8 @@ package tests
 // Operations: backups with redis-cli --rdb loaded into a bare redis-server,
 // RAFTBACKUP and /backup, a cluster seeded with --restore, metrics and
 // health checks over HTTP, INFO, leadership transfer, non-voting members,
-// removing members, MONITOR against redis-server's, and systemd's READY.
+// removing members, MONITOR against redis-server's, and readiness
+// (/readyz, systemd's READY) after a whole-cluster restart.
 
 import (
 	"bufio"
@@ -82,11 +83,14 @@ func doAddr(t *testing.T, addr string, args ...interface{}) interface{} {
 // Backups with the standard tool, from a follower, loaded into a bare
 // redis-server: every key of every database with its value and its real
 // deadline to the millisecond, the stream's consumer group, the function
-// library. RAFTBACKUP writes one on the node. Then the backup seeds a new
-// cluster (--restore) whose data digest equals the original's, and files
-// that are not loadable RDBs stop the node with a clear error.
+// library; so is a backup of a follower restarted after a snapshot.
+// RAFTBACKUP writes one on the node, in --backup-dir only. Then the
+// backup seeds a new cluster (--restore) whose data digest equals the
+// original's, and files that are not loadable RDBs stop the node with a
+// clear error.
 func TestBackupRestore(t *testing.T) {
-	nodes := startCluster(t, 3, nodeOpts{Consistency: "low"})
+	root := testRoot(t)
+	nodes := startCluster(t, 3, nodeOpts{Consistency: "low", Args: []string{"--backup-dir", root}})
 	l := waitLeader(t, nodes...)
 	writeOpsData(t, l)
 	orig := waitApplied(t, nodes...)
@@ -99,7 +103,7 @@ func TestBackupRestore(t *testing.T) {
 		}
 	}
 
-	dir := filepath.Join(testRoot(t), "backups")
+	dir := filepath.Join(root, "backups")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -120,15 +124,43 @@ func TestBackupRestore(t *testing.T) {
 		t.Errorf("FCALL on the loaded backup: %v", got)
 	}
 
-	// RAFTBACKUP: the same, written by the leader; a path in its data
-	// directory is refused.
+	// The backup took a snapshot on the follower. Restarted, with no write
+	// since, the follower applies nothing (Raft has "nothing new to
+	// snapshot"): its backup is the snapshot its child was restored from,
+	// not an empty file.
+	if err := f.Stop(); err != nil {
+		t.Fatalf("stop %s: %v", f, err)
+	}
+	f.Restart()
+	path3 := filepath.Join(dir, "restarted.rdb")
+	if out := cli(t, f.Port, "--rdb", path3); !strings.Contains(out, "Transfer finished with success") {
+		t.Fatalf("redis-cli --rdb after a restart: %s", out)
+	}
+	bare3 := startBareRedis(t, "--dir", dir, "--dbfilename", "restarted.rdb")
+	if err := diffStates(want, stateOf(t, bare3.Addr), 0); err != nil {
+		t.Errorf("the backup of a restarted follower differs from the cluster: %v", err)
+	}
+
+	// RAFTBACKUP: the same, written by the leader into --backup-dir (a
+	// relative name is in it); paths outside it, or in the data directory,
+	// are refused.
+	mustEqual(t, "RAFTBACKUP", l.MustDo("RAFTBACKUP", "backups/raftbackup.rdb"), "OK")
 	path2 := filepath.Join(dir, "raftbackup.rdb")
-	mustEqual(t, "RAFTBACKUP", l.MustDo("RAFTBACKUP", path2), "OK")
 	if out, err := exec.Command("redis-check-rdb", path2).CombinedOutput(); err != nil || !strings.Contains(string(out), "RDB looks OK") {
 		t.Errorf("redis-check-rdb %s: %v %s", path2, err, out)
 	}
-	if _, err := l.Do("RAFTBACKUP", filepath.Join(l.Dir, "x.rdb")); err == nil || !strings.Contains(err.Error(), "inside the data directory") {
-		t.Errorf("RAFTBACKUP into the data directory: %v", err)
+	bare2 := startBareRedis(t, "--dir", dir, "--dbfilename", "raftbackup.rdb")
+	if err := diffStates(want, stateOf(t, bare2.Addr), 0); err != nil {
+		t.Errorf("RAFTBACKUP loaded into redis-server differs from the cluster: %v", err)
+	}
+	for _, c := range []struct{ path, want string }{
+		{filepath.Join(l.Dir, "x.rdb"), "inside the data directory"},
+		{"../x.rdb", "is outside --backup-dir"},
+		{filepath.Join(os.TempDir(), "x.rdb"), "is outside --backup-dir"},
+	} {
+		if _, err := l.Do("RAFTBACKUP", c.path); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("RAFTBACKUP %s: %v, want %q", c.path, err, c.want)
+		}
 	}
 
 	// Restore into a new cluster: same data, same digest.
@@ -146,6 +178,9 @@ func TestBackupRestore(t *testing.T) {
 		t.Errorf("FCALL on a restored node: %v", v)
 	}
 	r1.DoEventually(10*time.Second, "SET", "after", "restore")
+	if _, err := r1.Do("RAFTBACKUP", filepath.Join(dir, "r1.rdb")); err == nil || !strings.Contains(err.Error(), "RAFTBACKUP is disabled: start the node with --backup-dir") {
+		t.Errorf("RAFTBACKUP without --backup-dir: %v", err)
+	}
 
 	// Not an RDB file, and a damaged one: the node does not start.
 	notRDB := filepath.Join(dir, "notrdb.rdb")
@@ -451,12 +486,25 @@ func TestClusterOperations(t *testing.T) {
 	if srv["redraft_version"] == "" || srv["redis_version"] == "" || srv["tcp_port"] != strconv.Itoa(l.Port) {
 		t.Errorf("INFO server: redraft_version %q redis_version %q tcp_port %q", srv["redraft_version"], srv["redis_version"], srv["tcp_port"])
 	}
+	// avg_ttl is the child's running average of sampled TTLs (0 until its
+	// expiry cycle, about every 100 ms, has sampled one), without the
+	// shift: close to the only TTL, 1000 s.
 	l.MustDo("SET", "ops:ttl", "v", "EX", "1000")
-	if ks := infoFields(l.MustDo("INFO", "keyspace")); !regexp.MustCompile(`avg_ttl=\d+$`).MatchString(ks["db0"]) {
-		t.Errorf("INFO keyspace: %v", ks)
-	} else if ttl, _ := strconv.ParseInt(ks["db0"][strings.Index(ks["db0"], "avg_ttl=")+8:], 10, 64); ttl > 1000*1000 {
-		t.Errorf("avg_ttl %d ms is more than the only TTL (1000 s)", ttl)
-	}
+	avgTTL := regexp.MustCompile(`^keys=2,expires=1,avg_ttl=(\d+)$`)
+	eventually(t, 10*time.Second, func() error {
+		db0 := infoFields(l.MustDo("INFO", "keyspace"))["db0"]
+		m := avgTTL.FindStringSubmatch(db0)
+		if m == nil {
+			return stopPolling(fmt.Errorf("INFO keyspace db0:%s", db0))
+		}
+		switch ttl, _ := strconv.ParseInt(m[1], 10, 64); {
+		case ttl == 0:
+			return fmt.Errorf("avg_ttl still 0")
+		case ttl < 990*1000 || ttl > 1000*1000:
+			return stopPolling(fmt.Errorf("avg_ttl %d ms, want about 1000 s (db0:%s)", ttl, db0))
+		}
+		return nil
+	})
 
 	// Leadership to a named voter, then to the best one; not to a non-voter.
 	target := n2
@@ -695,53 +743,105 @@ func notifyListener(t *testing.T, dir string) (string, <-chan string) {
 	return path, msgs
 }
 
-// systemd's READY=1 means ready: a member of a cluster without a quorum
-// only reports what it waits for, and sends READY once a leader is back
-// and it has caught up.
-func TestSystemdReadyMeansReady(t *testing.T) {
-	nodes := startCluster(t, 3, nodeOpts{})
-	l := waitLeader(t, nodes...)
-	l.DoEventually(10*time.Second, "SET", "k", "v")
-	waitApplied(t, nodes...)
-	for _, n := range nodes {
-		n.Stop()
-	}
+// After the whole cluster restarts, a follower is not ready, neither for
+// systemd (READY=1) nor for /readyz, before it has applied what it held:
+// Raft keeps no commit index on disk, and a new leader announces none
+// until it has committed an entry of its term. n1 misses the last write,
+// so when it and n2 come back n2 leads and n1 follows. Alone, n1 only
+// reports what it waits for. /readyz is polled every millisecond and the
+// first 200 is checked at once against a read of the last write.
+func TestReadyAfterWholeClusterRestart(t *testing.T) {
+	n1, m1 := metricsNode(t, "n1", "")
+	waitLeader(t, n1)
+	n2 := startNode(t, nodeOpts{Name: "n2", Consistency: "low", Join: n1.Addr})
+	n3 := startNode(t, nodeOpts{Name: "n3", Consistency: "low", Join: n1.Addr})
+	waitMembers(t, n1, n2, n3)
+	waitLeader(t, n1, n2, n3).DoEventually(10*time.Second, "SET", "k1", "v1")
+	waitApplied(t, n1, n2, n3)
+	n1.Stop()
+	waitLeader(t, n2, n3).DoEventually(10*time.Second, "SET", "k2", "v2")
+	before := waitApplied(t, n2, n3)
+	n2.Stop()
+	n3.Stop()
+
 	sock, msgs := notifyListener(t, testRoot(t))
-	n1 := nodes[0]
 	n1.env = []string{"NOTIFY_SOCKET=" + sock}
 	n1.Restart()
 	var seen []string
-	for deadline := time.After(4 * time.Second); ; {
+	waitStatus := time.After(leaderTimeout)
+	for !strings.Contains(strings.Join(seen, "\n"), "STATUS=no leader is known") {
 		select {
 		case m := <-msgs:
 			seen = append(seen, m)
 			if strings.Contains(m, "READY=1") {
 				t.Fatalf("READY=1 without a leader; messages: %q", seen)
 			}
-			continue
-		case <-deadline:
+		case <-waitStatus:
+			t.Fatalf("no status while waiting for a leader: %q", seen)
 		}
-		break
 	}
-	if !strings.Contains(strings.Join(seen, "\n"), "STATUS=no leader is known") {
-		t.Errorf("no status while waiting for a leader: %q", seen)
+	if code, body := httpStatus("http://" + m1 + "/readyz"); code != 503 || !strings.Contains(body, "no leader") {
+		t.Errorf("/readyz alone: %d %s", code, body)
 	}
-	nodes[1].Restart()
-	for deadline := time.After(leaderTimeout); ; {
+
+	type readyAt struct {
+		k2    interface{}
+		err   error
+		polls int
+	}
+	first := make(chan readyAt, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		c := &http.Client{Timeout: 5 * time.Second}
+		for polls := 1; ; polls++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if resp, err := c.Get("http://" + m1 + "/readyz"); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					v, err := n1.Do("GET", "k2")
+					first <- readyAt{v, err, polls}
+					return
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	n2.Restart()
+	select {
+	case r := <-first:
+		if r.err != nil || r.k2 != "v2" {
+			t.Errorf("/readyz answered 200 (poll %d) while n1 reads k2 = %v, %v: ready before applying what it held", r.polls, r.k2, r.err)
+		}
+	case <-time.After(leaderTimeout):
+		code, body := httpStatus("http://" + m1 + "/readyz")
+		t.Fatalf("/readyz not 200 after n2 returned: %d %s", code, body)
+	}
+	if l := waitLeader(t, n1, n2); l != n2 {
+		t.Fatalf("leader %s: want n2, as n1 misses the last write", l)
+	}
+	for deadline := time.After(leaderTimeout); !strings.Contains(strings.Join(seen, "\n"), "READY=1"); {
 		select {
 		case m := <-msgs:
 			seen = append(seen, m)
-			if !strings.Contains(m, "READY=1") {
-				continue
-			}
-			if v, err := n1.Do("RAFTLEADER"); err != nil {
-				t.Errorf("READY=1 while RAFTLEADER answers %v", err)
-			} else if st := infoFields(n1.MustDo("INFO", "raft")); st["raft_applied_index"] == "0" {
-				t.Errorf("READY=1 with leader %v before applying anything: %v", v, st)
-			}
-			return
 		case <-deadline:
 			t.Fatalf("no READY=1 after a leader returned; messages: %q", seen)
 		}
+	}
+	// The node logs its applied index as it sends READY=1 (at notice).
+	if lvl := os.Getenv("REDRAFT_TEST_LOGLEVEL"); lvl == "warning" || lvl == "quiet" {
+		return
+	}
+	lines := regexp.MustCompile(`msg="redraft ready" .*applied=(\d+)`).FindAllStringSubmatch(n1.Log(), -1)
+	if len(lines) < 2 {
+		t.Fatalf("%d \"redraft ready\" lines in n1's log, want one per start", len(lines))
+	}
+	if applied, _ := strconv.ParseInt(lines[len(lines)-1][1], 10, 64); applied < before.Applied {
+		t.Errorf("READY=1 at applied index %d, before the %d n1 held before the restart", applied, before.Applied)
 	}
 }

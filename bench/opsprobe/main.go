@@ -1,10 +1,13 @@
-// Command opsprobe is the client side of bench/ops.sh: a pipelined loader,
-// a one-at-a-time write probe that times writes around a RAFTSNAPSHOT, and
-// an idle-connection opener that reads a process's RSS before and after.
+// Command opsprobe is the client side of bench/ops.sh and bench/backup.sh:
+// a pipelined loader, a one-at-a-time write probe that times writes around
+// a RAFTSNAPSHOT (or another command, -cmd; its duration is still reported
+// as snapshot_seconds), and an idle-connection opener that reads a
+// process's RSS before and after.
 // It speaks RESP over plain TCP (standard library only).
 //
 //	opsprobe load  -addr 127.0.0.1:17610 -n 1000000 -d 100
 //	opsprobe stall -addr 127.0.0.1:17610 -before 10s -after 5s
+//	opsprobe stall -addr 127.0.0.1:17610 -cmd "RAFTBACKUP /tmp/b.rdb"
 //	opsprobe idle  -addr 127.0.0.1:17620 -n 10000 -pid 1234
 //
 // Results are printed as key=value lines for the script to tabulate.
@@ -224,7 +227,12 @@ func stall(args []string) error {
 	after := fs.Duration("after", 5*time.Second, "writes after the snapshot returns")
 	interval := fs.Duration("interval", 5*time.Millisecond, "time between write starts")
 	size := fs.Int("d", 100, "value bytes")
+	command := fs.String("cmd", "RAFTSNAPSHOT", "the command timed, split at spaces (e.g. \"RAFTBACKUP /tmp/b.rdb\")")
 	_ = fs.Parse(args)
+	cmdArgs := strings.Fields(*command)
+	if len(cmdArgs) == 0 {
+		return errors.New("stall: -cmd is empty")
+	}
 
 	wc, err := dial(*addr)
 	if err != nil {
@@ -272,7 +280,7 @@ func stall(args []string) error {
 	}()
 	time.Sleep(*before)
 	snapStart := time.Now()
-	_, snapErr := sc.do(10*time.Minute, "RAFTSNAPSHOT")
+	_, snapErr := sc.do(10*time.Minute, cmdArgs...)
 	snapEnd := time.Now()
 	time.Sleep(*after)
 	close(stop)
