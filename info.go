@@ -108,6 +108,9 @@ func (s *frontEnd) info(ctx context.Context, cl *clientConn, args [][]byte) []by
 // rewriteInfo copies the child's INFO text to b, section by section, with
 // the sections redraft knows better rewritten.
 func (s *frontEnd) rewriteInfo(b *strings.Builder, text string) {
+	if strings.TrimRight(text, "\r\n") == "" {
+		return // no such section: an empty reply, as Redis gives
+	}
 	sections := strings.Split(strings.TrimRight(text, "\r\n"), "\r\n\r\n")
 	for i, sec := range sections {
 		if i > 0 {
