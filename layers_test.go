@@ -85,7 +85,7 @@ var layerOf = map[string]int{
 	"cluster.go": 3, "clustercmd.go": 3, "resp3.go": 3, "push.go": 3, "tracking.go": 3,
 	"sync.go": 3, "info.go": 3, "monitor.go": 3,
 	"raft.go": 2, "storecheck.go": 2, "propose.go": 2, "scriptwatch.go": 2, "leadership.go": 2,
-	"backup.go": 2, "metrics.go": 2, "peers.go": 2,
+	"backup.go": 2, "metrics.go": 2, "health.go": 2, "peers.go": 2,
 	"fsm.go": 1, "rdb.go": 1, "pipeline.go": 1, "rewrite.go": 1, "step.go": 1, "scripts.go": 1, "streams.go": 1,
 	"clock.go": 1, "watch.go": 1, "snapshot.go": 1, "entry.go": 1, "replconfig.go": 1, "scriptstop.go": 1,
 	"protocol.go": 1,
