@@ -84,6 +84,9 @@ type clientConn struct {
 
 	closing atomic.Bool // set by QUIT or CLIENT KILL
 
+	// runInfos is execute's scratch: the table rows of the run it serves.
+	runInfos []*commandInfo
+
 	// What clientsCron watches (proxy.go): the time of the last command
 	// (ms), whether a blocking command waits, and the replies the client
 	// has not taken yet (with when they first passed the soft limit).

@@ -306,15 +306,23 @@ func (s *frontEnd) execute(cl *clientConn, cmds []resp.Command) bool {
 			r = routeSelf // WATCH inside MULTI: refused here, as Redis does
 		}
 		if r == routeWrite || r == routeRead || r == routeRelay {
+			// The run: this command and the ones after it with the same
+			// route, each looked up once.
+			infos := append(cl.runInfos[:0], ci)
 			j := i + 1
-			for j < len(cmds) && s.route(cl, s.cmds.lookup(cmds[j].Args), cmds[j].Args) == r {
-				if cl.track.active.Load() {
-					s.noteCommand(cl, s.cmds.lookup(cmds[j].Args), cmds[j].Args)
+			for ; j < len(cmds); j++ {
+				cj := s.cmds.lookup(cmds[j].Args)
+				if s.route(cl, cj, cmds[j].Args) != r {
+					break
 				}
-				j++
+				if cl.track.active.Load() {
+					s.noteCommand(cl, cj, cmds[j].Args)
+				}
+				infos = append(infos, cj)
 			}
-			s.countRun(r, cmds[i:j])
-			cl.answer(s.run(ctx, cl, r, cmds[i:j])...)
+			cl.runInfos = infos
+			s.countRun(r, infos)
+			cl.answer(s.run(ctx, cl, r, cmds[i:j], infos)...)
 			s.monitors.feedRun(cl, cl.db, s.cmds, cmds[i:j])
 			i = j
 			continue
@@ -387,21 +395,22 @@ func (s *frontEnd) count(ci *commandInfo, refused bool) {
 }
 
 // countRun counts a run of commands that share route r.
-func (s *frontEnd) countRun(r route, run []resp.Command) {
+func (s *frontEnd) countRun(r route, infos []*commandInfo) {
 	switch r {
 	case routeWrite:
-		s.metrics.Commands(metrics.Write, len(run))
+		s.metrics.Commands(metrics.Write, len(infos))
 	case routeRead:
-		s.metrics.Commands(metrics.Read, len(run))
+		s.metrics.Commands(metrics.Read, len(infos))
 	default:
-		for _, c := range run {
-			s.count(s.cmds.lookup(c.Args), false)
+		for _, ci := range infos {
+			s.count(ci, false)
 		}
 	}
 }
 
-// run executes a run of commands that share a route.
-func (s *frontEnd) run(ctx context.Context, cl *clientConn, r route, run []resp.Command) [][]byte {
+// run executes a run of commands that share a route; infos are their rows
+// of the command table.
+func (s *frontEnd) run(ctx context.Context, cl *clientConn, r route, run []resp.Command, infos []*commandInfo) [][]byte {
 	switch r {
 	case routeWrite:
 		cmds := make([]entryCmd, len(run))
@@ -414,14 +423,14 @@ func (s *frontEnd) run(ctx context.Context, cl *clientConn, r route, run []resp.
 		done()
 		return repliesOrError(s.cluster, run, replies, err)
 	case routeRead:
-		replies, err := s.reads.forClient(cl).run(ctx, cl.protocol(), cl.db, run)
+		replies, err := s.reads.forClient(cl).run(ctx, cl.protocol(), cl.db, run, infos)
 		return repliesOrError(s.cluster, run, replies, err)
 	}
 	args := make([][][]byte, len(run))
 	writes := false
 	for i, c := range run {
 		args[i] = c.Args
-		ci := s.cmds.lookup(c.Args)
+		ci := infos[i]
 		writes = writes || ci.kind != kindRead
 		cl.relayWatch = cl.relayWatch || ci.Name == "watch"
 	}

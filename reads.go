@@ -81,13 +81,13 @@ func (r *readPath) forClient(cl *clientConn) *readPath {
 }
 
 // run serves a run of reads in db, answered in proto: one consistency
-// check, one round trip.
-func (r *readPath) run(ctx context.Context, proto resp.Proto, db int, run []resp.Command) ([][]byte, error) {
+// check, one round trip. infos are the commands' rows of the table.
+func (r *readPath) run(ctx context.Context, proto resp.Proto, db int, run []resp.Command, infos []*commandInfo) ([][]byte, error) {
 	steps := make([]redisconn.Step, len(run))
 	now := r.wall()
 	scripts := readScripts{}
 	for i, c := range run {
-		info := r.tbl.lookup(c.Args).Info
+		info := infos[i].Info
 		steps[i] = planRead(info, c.Args, now, r.fsm.script)
 		scripts.note(info.Name)
 	}
