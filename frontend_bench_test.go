@@ -23,26 +23,7 @@ func BenchmarkFrontEndReadsRESP2(b *testing.B) {
 		b.Fatal(err)
 	}
 	c.Close()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	br := bufio.NewReader(nc)
-	req := []byte(strings.Repeat("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", 16) + "*1\r\n$4\r\nPING\r\n")
-	var buf []byte
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := nc.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		for j := 0; j < 17; j++ {
-			if buf, err = resp.ReadReply(br, buf[:0]); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	roundTrips(b, addr, strings.Repeat("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", 16)+"*1\r\n$4\r\nPING\r\n", 17)
 }
 
 // BenchmarkFrontEndWritesRESP2 measures a RESP2 client's pipelined writes
@@ -50,21 +31,26 @@ func BenchmarkFrontEndReadsRESP2(b *testing.B) {
 // included.
 func BenchmarkFrontEndWritesRESP2(b *testing.B) {
 	_, addr, _ := newTestNode(b, nil)
+	roundTrips(b, addr, strings.Repeat("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", 16), 16)
+}
+
+// roundTrips sends req to addr b.N times and reads its replies (there are
+// replies of them) after each.
+func roundTrips(b *testing.B, addr, req string, replies int) {
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer nc.Close()
 	br := bufio.NewReader(nc)
-	req := []byte(strings.Repeat("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", 16))
 	var buf []byte
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := nc.Write(req); err != nil {
+		if _, err := nc.Write([]byte(req)); err != nil {
 			b.Fatal(err)
 		}
-		for j := 0; j < 16; j++ {
+		for j := 0; j < replies; j++ {
 			if buf, err = resp.ReadReply(br, buf[:0]); err != nil {
 				b.Fatal(err)
 			}
