@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -381,25 +380,6 @@ func (s *frontEnd) killClients(self *clientConn, match func(*clientConn) bool, s
 	return n
 }
 
-// clientsInfo is INFO's Clients section for redraft's own clients (the
-// child's are redraft's internal connections).
-func (s *frontEnd) clientsInfo() string {
-	connected, blocked, withTimeout := 0, 0, 0
-	s.clients.forEach(func(cl *clientConn) {
-		connected++
-		if cl.blocked.Load() {
-			blocked++
-			if cl.withTimeout.Load() {
-				withTimeout++
-			}
-		}
-	})
-	return fmt.Sprintf("connected_clients:%d\r\ncluster_connections:0\r\nmaxclients:%d\r\n"+
-		"client_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\n"+
-		"blocked_clients:%d\r\ntracking_clients:%d\r\nclients_in_timeout_table:%d\r\n",
-		connected, s.maxClients, blocked, s.tracker.count.Load(), withTimeout)
-}
-
 // raftCommand answers redraft's own RAFT* commands.
 func (s *frontEnd) raftCommand(ctx context.Context, cl *clientConn, args [][]byte) []byte {
 	switch command.Lower(args[0]) {
@@ -485,18 +465,6 @@ func (s *frontEnd) digest() []byte {
 	}
 	s.reads.pool.Put(c)
 	return append(append(resp.ArrayHeader(2), resp.Integer(int64(idx))...), resp.Bulk(digest)...)
-}
-
-// raftStats is Raft's statistics plus redraft's own.
-func (s *frontEnd) raftStats() map[string]string {
-	stats := s.node.stats()
-	stats["applied_index"] = strconv.FormatUint(s.fsm.appliedIndex(), 10)
-	stats["fsm_last_time_ms"] = strconv.FormatInt(s.fsm.lastTime(), 10)
-	stats["expiry_index_keys"] = strconv.Itoa(s.fsm.expiryKeyCount())
-	stats["leader"] = s.node.leaderAddr()
-	stats["id"] = s.node.id
-	stats["cluster_id"] = s.node.clusterID()
-	return stats
 }
 
 // sortedPairs renders m as a map in RESP3, a flat array of key/value bulks

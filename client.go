@@ -348,3 +348,11 @@ func (r *clientRegistry) count() int {
 	defer r.mu.Unlock()
 	return len(r.byID)
 }
+
+// protocol is the protocol the client speaks.
+func (cl *clientConn) protocol() resp.Proto {
+	if cl.proto.Load() >= int32(resp.Proto3) {
+		return resp.Proto3
+	}
+	return resp.Proto2
+}

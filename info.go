@@ -333,3 +333,34 @@ func (s *frontEnd) raftInfo(b *strings.Builder) {
 	fmt.Fprintf(b, "raft_fsync_count:%d\r\nraft_fsync_avg_usec:%d\r\nraft_fsync_last_usec:%d\r\nraft_fsync_max_usec:%d\r\n",
 		count, avg, sy.lastNS.Load()/1000, sy.maxNS.Load()/1000)
 }
+
+// clientsInfo is INFO's Clients section for redraft's own clients (the
+// child's are redraft's internal connections).
+func (s *frontEnd) clientsInfo() string {
+	connected, blocked, withTimeout := 0, 0, 0
+	s.clients.forEach(func(cl *clientConn) {
+		connected++
+		if cl.blocked.Load() {
+			blocked++
+			if cl.withTimeout.Load() {
+				withTimeout++
+			}
+		}
+	})
+	return fmt.Sprintf("connected_clients:%d\r\ncluster_connections:0\r\nmaxclients:%d\r\n"+
+		"client_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\n"+
+		"blocked_clients:%d\r\ntracking_clients:%d\r\nclients_in_timeout_table:%d\r\n",
+		connected, s.maxClients, blocked, s.tracker.count.Load(), withTimeout)
+}
+
+// raftStats is Raft's statistics plus redraft's own.
+func (s *frontEnd) raftStats() map[string]string {
+	stats := s.node.stats()
+	stats["applied_index"] = strconv.FormatUint(s.fsm.appliedIndex(), 10)
+	stats["fsm_last_time_ms"] = strconv.FormatInt(s.fsm.lastTime(), 10)
+	stats["expiry_index_keys"] = strconv.Itoa(s.fsm.expiryKeyCount())
+	stats["leader"] = s.node.leaderAddr()
+	stats["id"] = s.node.id
+	stats["cluster_id"] = s.node.clusterID()
+	return stats
+}

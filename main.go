@@ -324,7 +324,7 @@ func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Supervisor, tbl *c
 	proc.OnRestart(lanes.Reset)
 	proc.OnRestart(lanes3.Reset)
 	s.reads = &readPath{
-		level: cfg.consistency, node: n, fsm: f, proposer: s.proposer, tbl: tbl, wall: wallClockMS,
+		level: cfg.consistency, node: n, fsm: f, proposer: s.proposer, wall: wallClockMS,
 		pool: pool, lanes: lanes, pool3: pool3, lanes3: lanes3,
 		index: &readIndexer{node: n, fsm: f, prober: &termProber{node: n, dial: peerStream}},
 	}

@@ -490,3 +490,9 @@ var defaultOutputLimits = outputLimits{pubsub: outputLimit{hard: 32 << 20, soft:
 func (l outputLimit) String() string {
 	return fmt.Sprintf("%d %d %d", l.hard, l.soft, int(l.softFor/time.Second))
 }
+
+// localFor runs a command on the local child in the client's protocol,
+// without a consistency check (the commands of kindLocal).
+func (s *frontEnd) localFor(ctx context.Context, cl *clientConn, args [][]byte) []byte {
+	return s.reads.localIn(ctx, cl.protocol(), cl.db, args)
+}

@@ -36,7 +36,7 @@ func newTestFrontEnd(t testing.TB, setup func(s *frontEnd)) (*frontEnd, string) 
 		wall: wallClockMS, relay: &leaderRelay{}, metrics: metrics.New(),
 	}
 	s.proposer = &proposer{fsm: f}
-	s.reads = &readPath{level: consistencyLow, fsm: f, proposer: s.proposer, tbl: tbl, wall: wallClockMS,
+	s.reads = &readPath{level: consistencyLow, fsm: f, proposer: s.proposer, wall: wallClockMS,
 		pool: redisconn.NewPool("unix", proc.Sock(), 8), lanes: redisconn.NewShared("unix", proc.Sock(), readLanes),
 		pool3: redisconn.NewPoolWith("unix", proc.Sock(), 8, "HELLO", "3"), lanes3: redisconn.NewSharedWith("unix", proc.Sock(), readLanes, "HELLO", "3")}
 	t.Cleanup(s.reads.lanes.Close)

@@ -63,7 +63,6 @@ type readPath struct {
 	lanes3  *redisconn.Shared
 	pool3   *redisconn.Pool
 	index   *readIndexer
-	tbl     *commandTable
 	wall    func() int64
 	scripts *scriptWatch // read-only scripts run under its watch
 	// stale is this path at --consistency low, for READONLY connections
