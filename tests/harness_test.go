@@ -152,6 +152,11 @@ type nodeOpts struct {
 	// Advertise is -advertise, the address peers and clients dial (through
 	// a proxy, for example); "" = 127.0.0.1:Port, the default.
 	Advertise string
+	// Bin is the binary to run ("" = the one TestMain built), and
+	// EntryArgs flags it gets before all others (a container's
+	// ENTRYPOINT): the harness's own flags come after them and win.
+	Bin       string
+	EntryArgs []string
 }
 
 // Node is one redraft process under test (plus its restarts).
@@ -163,6 +168,7 @@ type Node struct {
 	Listen  string // where the process itself listens (-bind:-p)
 	Dir     string // -dir
 	LogPath string // combined stdout/stderr of every incarnation
+	bin     string // the binary (binPath unless nodeOpts.Bin)
 	args    []string
 	// password and tlsConf are what the node's go-redis clients use.
 	password string
@@ -207,7 +213,11 @@ func startNode(t testing.TB, o nodeOpts) *Node {
 		password: o.Password,
 		tlsConf:  o.TLS,
 	}
-	n.args = []string{"-bind", bind, "-p", strconv.Itoa(port), "-dir", n.Dir}
+	n.bin = binPath
+	if o.Bin != "" {
+		n.bin = o.Bin
+	}
+	n.args = append(append([]string(nil), o.EntryArgs...), "-bind", bind, "-p", strconv.Itoa(port), "-dir", n.Dir)
 	if o.Advertise != "" {
 		n.Addr = o.Advertise
 		n.args = append(n.args, "-advertise", o.Advertise)
@@ -251,8 +261,8 @@ func (n *Node) launch() {
 	if err != nil {
 		n.t.Fatalf("%s: open log: %v", n, err)
 	}
-	fmt.Fprintf(f, "=== %s start: %s %s\n", time.Now().Format("15:04:05.000"), binPath, strings.Join(n.args, " "))
-	cmd := exec.Command(binPath, n.args...)
+	fmt.Fprintf(f, "=== %s start: %s %s\n", time.Now().Format("15:04:05.000"), n.bin, strings.Join(n.args, " "))
+	cmd := exec.Command(n.bin, n.args...)
 	if len(n.env) > 0 {
 		cmd.Env = append(os.Environ(), n.env...)
 	}
@@ -262,7 +272,7 @@ func (n *Node) launch() {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
-		n.t.Fatalf("%s: start %s: %v", n, binPath, err)
+		n.t.Fatalf("%s: start %s: %v", n, n.bin, err)
 	}
 	done := make(chan struct{})
 	n.cmd, n.done, n.exitErr, n.running = cmd, done, nil, true
