@@ -42,7 +42,7 @@ start_cluster() { # first_port n consistency
   local p=$1 n=$2 c=$3
   ./redraft -p "$p" -dir "$work/n$p" --consistency "$c" -loglevel warning $EXTRA_FLAGS 2>"$work/n$p.log" &
   pids+=($!)
-  wait_leader "$p"
+  wait_leader "$p" || { tail -n 20 "$work/n$p.log" >&2; return 1; }
   for i in $(seq 1 $((n - 1))); do
     ./redraft -p $((p + i)) -dir "$work/n$((p + i))" -join "$p" --consistency "$c" -loglevel warning $EXTRA_FLAGS 2>"$work/n$((p + i)).log" &
     pids+=($!)
