@@ -49,10 +49,11 @@ start_cluster() { # first_port n consistency
   done
   wait_members "$p" "$n"
 }
-stop_all() {
+stop_all() { # and forget their data: every run starts new clusters
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   pids=()
+  rm -rf "$work"/n*
 }
 
 results="$work/results.csv"
