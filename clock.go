@@ -29,11 +29,14 @@ const deadlineShift int64 = 100 * 365 * 24 * 3600 * 1000
 // shifted renders a deadline as stored in the child (deadline + D). A
 // deadline so far away that the shift would overflow is clamped to the
 // largest one; both are beyond any real time.
-func shifted(at int64) string {
+func shifted(at int64) string { return string(shiftedArg(at)) }
+
+// shiftedArg is shifted(at) as a command argument.
+func shiftedArg(at int64) []byte {
 	if at > math.MaxInt64-deadlineShift {
-		return strconv.FormatInt(math.MaxInt64, 10)
+		at = math.MaxInt64 - deadlineShift
 	}
-	return strconv.FormatInt(at+deadlineShift, 10)
+	return strconv.AppendInt(make([]byte, 0, 20), at+deadlineShift, 10)
 }
 
 // unshift converts a child's PEXPIRETIME to the real deadline (negative

@@ -107,6 +107,12 @@ type pipeline struct {
 	// a check inside the child, so the outcome never depends on how entries
 	// were grouped into batches.
 	unknown map[dbKey]bool
+	// anyDue caches whether the index holds any deadline at or before
+	// anyDueAt, so that a batch with nothing due asks the index once, not
+	// once per key. Keys whose deadlines change in the batch are in
+	// unknown, so the answer holds for the others throughout the batch.
+	anyDue, anyDueKnown bool
+	anyDueAt            int64
 }
 
 // replyHandler handles one queued command's reply in order. local, when
@@ -397,11 +403,19 @@ func (p *pipeline) wrapLast(h func([]byte)) {
 func (p *pipeline) dueKeys(keys []dbKey, t int64) []dbKey {
 	var out []dbKey
 	for _, k := range keys {
-		if p.unknown[k] || p.st.index.due(k, t) {
+		if p.unknown[k] || (p.someDueBy(t) && p.st.index.due(k, t)) {
 			out = append(out, k)
 		}
 	}
 	return out
+}
+
+// someDueBy reports whether the index holds a deadline at or before t.
+func (p *pipeline) someDueBy(t int64) bool {
+	if !p.anyDueKnown || p.anyDueAt != t {
+		p.anyDue, p.anyDueAt, p.anyDueKnown = p.st.index.dueBy(t), t, true
+	}
+	return p.anyDue
 }
 
 // addCondDel queues the deletion, inside the child, of each key whose

@@ -98,7 +98,7 @@ func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts 
 	switch info.Name {
 	case "expire", "pexpire", "expireat", "pexpireat":
 		if at, ok := absoluteDeadline(info.Name, args, t); ok {
-			st.args = replaceArgs(args, 0, "PEXPIREAT", 2, shifted(at))
+			st.args = replaceArgs(args, 0, argPEXPIREAT, 2, shiftedArg(at))
 			st.readBack, st.expireNow = keysOf(args[1:2]), at <= t
 			st.known = &knownDeadline{key: st.readBack[0], at: at, when: setIfOne}
 		}
@@ -113,7 +113,7 @@ func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts 
 		}
 		if n, ok := command.ParseInt(args[2]); ok && n > 0 && n <= (math.MaxInt64-t)/unit {
 			at := t + n*unit
-			st.args = [][]byte{[]byte("SET"), args[1], args[3], []byte("PXAT"), []byte(shifted(at))}
+			st.args = [][]byte{argSET, args[1], args[3], argPXAT, shiftedArg(at)}
 			st.readBack = keysOf(args[1:2])
 			st.known = &knownDeadline{key: st.readBack[0], at: at, when: setUnlessError}
 		}
@@ -170,7 +170,7 @@ func planCommand(tbl *command.Table, c *entryCmd, t int64, seed uint64, scripts 
 		st.readBack = keysOf(command.NumKeysAt(args, 2))
 		st.userScript, st.function = true, true
 	case "function|load":
-		st.args = replaceArgs(args, len(args)-1, libraryWithPrelude(string(args[len(args)-1])), -1, "")
+		st.args = replaceArgs(args, len(args)-1, []byte(libraryWithPrelude(string(args[len(args)-1]))), -1, nil)
 	case "function|restore":
 		st.reprelude = true
 	case "config|set":
@@ -250,17 +250,16 @@ func throughSwaps(keys []dbKey, steps []applyStep, backwards bool) []dbKey {
 // GETEX (from index 2) to an absolute, shifted PXAT.
 func (st *applyStep) planSetLike(args [][]byte, from int, t int64, keysOf func([][]byte) []dbKey) {
 	for i := from; i+1 < len(args); i++ {
-		opt := strings.ToLower(string(args[i]))
 		var unit int64
 		var relative bool
-		switch opt {
-		case "ex":
+		switch opt := args[i]; {
+		case optionIs(opt, "ex"):
 			unit, relative = 1000, true
-		case "px":
+		case optionIs(opt, "px"):
 			unit, relative = 1, true
-		case "exat":
+		case optionIs(opt, "exat"):
 			unit = 1000
-		case "pxat":
+		case optionIs(opt, "pxat"):
 			unit = 1
 		default:
 			continue
@@ -273,7 +272,7 @@ func (st *applyStep) planSetLike(args [][]byte, from int, t int64, keysOf func([
 		if relative {
 			at += t
 		}
-		st.args = replaceArgs(args, i, "PXAT", i+1, shifted(at))
+		st.args = replaceArgs(args, i, argPXAT, i+1, shiftedArg(at))
 		st.readBack, st.expireNow = keysOf(args[1:2]), at <= t
 		if when, ok := setLikeOutcome(args, from); ok {
 			st.known = &knownDeadline{key: st.readBack[0], at: at, when: when}
@@ -312,10 +311,10 @@ func setLikeOutcome(args [][]byte, from int) (func([]byte) bool, bool) {
 	}
 	var conditional, get bool
 	for _, a := range args[from:] {
-		switch strings.ToLower(string(a)) {
-		case "nx", "xx":
+		switch {
+		case optionIs(a, "nx"), optionIs(a, "xx"):
 			conditional = true
-		case "get":
+		case optionIs(a, "get"):
 			get = true
 		}
 	}
@@ -348,7 +347,7 @@ func (st *applyStep) planRestore(args [][]byte, t int64, keysOf func([][]byte) [
 		}
 		at += t
 	}
-	out := replaceArgs(args, 2, shifted(at), -1, "")
+	out := replaceArgs(args, 2, shiftedArg(at), -1, nil)
 	if !abs {
 		out = append(out, []byte("ABSTTL"))
 	}
@@ -425,7 +424,7 @@ func (st *applyStep) planXadd(args [][]byte, t int64) {
 		return
 	}
 	if len(args) > maxScriptArgs {
-		st.args = replaceArgs(args, i, strconv.FormatInt(t, 10)+"-*", -1, "")
+		st.args = replaceArgs(args, i, []byte(strconv.FormatInt(t, 10)+"-*"), -1, nil)
 		return
 	}
 	argv := append([][]byte{[]byte(strconv.FormatInt(t, 10)), []byte(strconv.Itoa(i - 1))}, args[2:]...)
@@ -528,14 +527,27 @@ func absoluteDeadline(name string, args [][]byte, t int64) (int64, bool) {
 }
 
 // replaceArgs copies args with args[i] = a and, when j >= 0, args[j] = b.
-func replaceArgs(args [][]byte, i int, a string, j int, b string) [][]byte {
+func replaceArgs(args [][]byte, i int, a []byte, j int, b []byte) [][]byte {
 	out := make([][]byte, len(args))
 	copy(out, args)
-	out[i] = []byte(a)
+	out[i] = a
 	if j >= 0 {
-		out[j] = []byte(b)
+		out[j] = b
 	}
 	return out
+}
+
+// Arguments the rewrites put in commands, shared: nothing writes to them.
+var (
+	argSET       = []byte("SET")
+	argPXAT      = []byte("PXAT")
+	argPEXPIREAT = []byte("PEXPIREAT")
+)
+
+// optionIs reports whether a is the option name (ASCII, any case), without
+// allocating.
+func optionIs(a []byte, name string) bool {
+	return len(a) == len(name) && strings.EqualFold(string(a), name)
 }
 
 // xaddIDPos finds the position of the ID argument of XADD, after its options.

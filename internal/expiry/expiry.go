@@ -222,12 +222,10 @@ func (d *dbIndex) get(fp fingerprint) (int64, bool) { return d.table.get(fp) }
 // set records or forgets one key's deadline.
 func (d *dbIndex) set(x *Index, key string, at int64) {
 	fp := x.fingerprint(key)
-	old, had := d.table.get(fp)
-	if had && d.firstKnown && second(old) == d.firstSecond {
-		d.firstKnown = false // the earliest deadline may have moved
-	}
 	if at < 0 || at > maxTableAt {
+		old, had := d.table.get(fp)
 		if had {
+			d.forgetFirst(old)
 			d.table.remove(fp)
 		}
 		delete(d.far, key)
@@ -236,8 +234,13 @@ func (d *dbIndex) set(x *Index, key string, at int64) {
 		}
 		return
 	}
-	delete(d.far, key)
-	d.table.put(fp, at)
+	if len(d.far) > 0 {
+		delete(d.far, key)
+	}
+	old, had := d.table.upsert(fp, at)
+	if had {
+		d.forgetFirst(old)
+	}
 	if d.firstKnown && second(at) <= d.firstSecond {
 		d.firstKnown = false
 	}
@@ -251,6 +254,14 @@ func (d *dbIndex) set(x *Index, key string, at int64) {
 }
 
 func second(at int64) int64 { return at / 1000 }
+
+// forgetFirst notes that a deadline at old went away: when it was in the
+// earliest bucket, the earliest deadline may have moved.
+func (d *dbIndex) forgetFirst(old int64) {
+	if d.firstKnown && second(old) == d.firstSecond {
+		d.firstKnown = false
+	}
+}
 
 // appendToBucket adds key to the bucket of second s.
 func (d *dbIndex) appendToBucket(s int64, key string) {
@@ -399,9 +410,10 @@ func (d *dbIndex) dueKeys(x *Index, t int64, f func(string) bool) {
 func (d *dbIndex) compact(x *Index) {
 	var keep secondHeap
 	d.entries, d.bucketBytes = 0, 0
+	seen := make(map[string]bool)
 	for s, b := range d.buckets {
 		var kept []byte
-		seen := make(map[string]bool)
+		clear(seen)
 		eachEntry(b, func(key []byte) bool {
 			if _, ok := d.liveAt(x, key, s); ok && !seen[string(key)] {
 				seen[string(key)] = true
@@ -518,16 +530,24 @@ func (t *table) get(fp fingerprint) (int64, bool) {
 	return int64(t.slots[2*i+1] >> 16), true
 }
 
-func (t *table) put(fp fingerprint, at int64) {
+func (t *table) put(fp fingerprint, at int64) { t.upsert(fp, at) }
+
+// upsert sets fp's deadline to at and returns the deadline it replaces,
+// with one probe of the table.
+func (t *table) upsert(fp fingerprint, at int64) (int64, bool) {
 	if len(t.slots) == 0 || 5*(t.n+1) > 4*t.size() {
 		t.grow()
 	}
 	i, ok := t.find(fp)
-	if !ok {
+	var old int64
+	if ok {
+		old = int64(t.slots[2*i+1] >> 16)
+	} else {
 		t.n++
 		t.slots[2*i] = fp.h
 	}
 	t.slots[2*i+1] = uint64(at)<<16 | uint64(fp.f)
+	return old, ok
 }
 
 func (t *table) remove(fp fingerprint) {
