@@ -346,30 +346,27 @@ func TestClusterModeReplicaMatchesRedis(t *testing.T) {
 		}
 		return out
 	}
-	rc, fc := dialAddr(t, replica.Addr), dialRaw(t, follower)
-	for _, args := range clusterReplicaScript {
-		rc.send(t, expand(theirs, args)...)
-		fc.send(t, expand(ours, args)...)
-		want, got := theirs.normalize(rc.rawReply(t, cmdTimeout)), ours.normalize(fc.rawReply(t, cmdTimeout))
-		if got != want {
-			t.Errorf("%q:\n got %q\nwant %q (Redis Cluster replica)", args, got, want)
+	// replay sends script on one connection to each, after hello (nil: none;
+	// HELLO's own reply names the server, so it is not compared).
+	replay := func(proto string, hello []string, script [][]string) {
+		rc, fc := dialAddr(t, replica.Addr), dialRaw(t, follower)
+		if hello != nil {
+			rc.send(t, hello...)
+			fc.send(t, hello...)
+			rc.rawReply(t, cmdTimeout)
+			fc.rawReply(t, cmdTimeout)
+		}
+		for _, args := range script {
+			rc.send(t, expand(theirs, args)...)
+			fc.send(t, expand(ours, args)...)
+			want, got := theirs.normalize(rc.rawReply(t, cmdTimeout)), ours.normalize(fc.rawReply(t, cmdTimeout))
+			if got != want {
+				t.Errorf("%s %q:\n got %q\nwant %q (Redis Cluster replica)", proto, args, got, want)
+			}
 		}
 	}
-
-	// The same in RESP3 (HELLO's own reply names the server, so differs).
-	rc, fc = dialAddr(t, replica.Addr), dialRaw(t, follower)
-	rc.send(t, "HELLO", "3")
-	fc.send(t, "HELLO", "3")
-	rc.rawReply(t, cmdTimeout)
-	fc.rawReply(t, cmdTimeout)
-	for _, args := range clusterReplicaScriptRESP3 {
-		rc.send(t, expand(theirs, args)...)
-		fc.send(t, expand(ours, args)...)
-		want, got := theirs.normalize(rc.rawReply(t, cmdTimeout)), ours.normalize(fc.rawReply(t, cmdTimeout))
-		if got != want {
-			t.Errorf("RESP3 %q:\n got %q\nwant %q (Redis Cluster replica)", args, got, want)
-		}
-	}
+	replay("RESP2", nil, clusterReplicaScript)
+	replay("RESP3", []string{"HELLO", "3"}, clusterReplicaScriptRESP3)
 
 	// The differences by design.
 	dc := dialRaw(t, follower)
