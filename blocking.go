@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redraft/redraft/internal/command"
@@ -41,6 +42,8 @@ type blockingPlan struct {
 	timeout time.Duration // 0 waits forever
 	nilBulk bool          // the reply on timeout is a null bulk (else a null array)
 	group   bool          // XREADGROUP: unblocked with an error when its stream or group goes
+	// groupName is XREADGROUP's group: a waiter learns when it is destroyed.
+	groupName string
 }
 
 // planPop plans BLPOP, BRPOP, BZPOPMIN and BZPOPMAX: a script pops from the
@@ -84,6 +87,9 @@ func planMPop(_ *blocker, _ context.Context, db int, args [][]byte) (*blockingPl
 func (b *blocker) planXRead(ctx context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
 	name := command.Lower(args[0])
 	p := &blockingPlan{read: name == "xread", group: name == "xreadgroup"}
+	if p.group && len(args) > 2 && optionIs(args[1], "group") {
+		p.groupName = string(args[2])
+	}
 	var nb [][]byte
 	streamsAt := -1
 	for i := 0; i < len(args); i++ {
@@ -167,7 +173,7 @@ func (b *blocker) serve(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 	if errReply != nil {
 		return errReply
 	}
-	w := b.waiters.add(p.keys)
+	w := b.waiters.add(p.keys, p.groupName)
 	defer b.waiters.remove(w)
 	var deadline <-chan time.Time
 	cl.withTimeout.Store(p.timeout > 0)
@@ -183,22 +189,30 @@ func (b *blocker) serve(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 	if p.nilBulk {
 		nilReply = resp.NullBulkIn(cl.protocol())
 	}
+	var blockedAt uint64 // the log index of the last attempt that found nothing
 	for blocked := false; ; blocked = true {
 		// Pushes wait while the command runs, not while it waits (push.go).
 		cl.holdIfResp3()
-		reply, err := b.tryNonBlocking(ctx, cl, p)
+		if blocked && p.groupName != "" && w.groupGoneAt.Load() > blockedAt {
+			// Destroyed while the client was blocked, even if re-created
+			// since: Redis unblocks the client at the destroy.
+			return b.unblocked(ctx, cl.db, p)
+		}
+		reply, at, err := b.tryNonBlocking(ctx, cl, p)
 		if err != nil {
 			return b.cluster.errorReply(err, args)
 		}
 		if blocked && p.group && resp.ReplyIsError(reply) {
 			return b.unblocked(ctx, cl.db, p)
 		}
+		blockedAt = at
 		if !resp.ReplyIsNull(reply) {
 			if !resp.ReplyIsError(reply) {
 				b.waiters.passOn(w) // more may be waiting on these keys
 			}
 			return reply
 		}
+		cl.blocked.Store(true) // from now on, as Redis counts it (INFO, CLIENT LIST)
 		cl.releaseHeld()
 		for woken := false; !woken; {
 			select {
@@ -233,30 +247,36 @@ func (b *blocker) unblocked(ctx context.Context, db int, p *blockingPlan) []byte
 	return resp.Error("NOGROUP the consumer group this client was blocked on no longer exists")
 }
 
-// tryNonBlocking runs the non-blocking form once.
-func (b *blocker) tryNonBlocking(ctx context.Context, cl *clientConn, p *blockingPlan) ([]byte, error) {
+// tryNonBlocking runs the non-blocking form once; a write also returns its
+// log index.
+func (b *blocker) tryNonBlocking(ctx context.Context, cl *clientConn, p *blockingPlan) ([]byte, uint64, error) {
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	var replies [][]byte
+	var at uint64
 	var err error
 	if p.read {
 		replies, err = b.reads.forClient(cl).steps(rctx, cl.protocol(), cl.db, []redisconn.Step{{Args: p.nb}}, true)
 	} else {
 		cmds := []entryCmd{{DB: cl.db, Args: p.nb, Proto: cl.protocol()}}
 		done := b.ownWrite(cl, cmds)
-		replies, err = b.proposer.write(rctx, cmds)
+		replies, at, err = b.proposer.writeAt(rctx, cmds)
 		done()
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return replies[0], nil
+	return replies[0], at, nil
 }
 
 // waiter is one blocked client.
 type waiter struct {
-	keys []dbKey
-	wake chan struct{}
+	keys  []dbKey
+	group string // XREADGROUP's group ("" for other commands)
+	wake  chan struct{}
+	// groupGoneAt is the highest log index at which its group was
+	// destroyed while it waited.
+	groupGoneAt atomic.Uint64
 }
 
 // waiterSet queues blocked clients per key, in arrival order.
@@ -268,8 +288,8 @@ type waiterSet struct {
 
 func newWaiterSet() *waiterSet { return &waiterSet{byKey: make(map[dbKey][]*waiter)} }
 
-func (ws *waiterSet) add(keys []dbKey) *waiter {
-	w := &waiter{keys: keys, wake: make(chan struct{}, 1)}
+func (ws *waiterSet) add(keys []dbKey, group string) *waiter {
+	w := &waiter{keys: keys, group: group, wake: make(chan struct{}, 1)}
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	for _, k := range keys {
@@ -322,6 +342,24 @@ func (ws *waiterSet) touched(keys []dbKey) {
 		}
 		if q := ws.byKey[k]; len(q) > 0 {
 			wakeUp(q[0])
+		}
+	}
+}
+
+// groupsGone records destroyed groups on the waiters blocked on them, and
+// wakes those waiters.
+func (ws *waiterSet) groupsGone(gone []goneGroup) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	for _, g := range gone {
+		for _, w := range ws.byKey[g.key] {
+			if w.group != g.group {
+				continue
+			}
+			if g.index > w.groupGoneAt.Load() { // written only here, under ws.mu
+				w.groupGoneAt.Store(g.index)
+			}
+			wakeUp(w)
 		}
 	}
 }

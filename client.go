@@ -244,14 +244,14 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // watchDeparture reads ahead on the connection while the client is blocked
 // (as Redis keeps reading a blocked client's socket), so that a client that
-// leaves is noticed. gone is closed when the client has left or broke a
+// leaves is noticed. The caller marks the client blocked (cl.blocked) once
+// it is; stop clears the mark. gone is closed when the client has left or broke a
 // limit; stop ends the read-ahead and must be called before the connection
 // is read again. Bytes read ahead stay buffered for the next batch.
 func (cl *clientConn) watchDeparture() (gone <-chan struct{}, stop func()) {
 	goneCh := make(chan struct{})
 	done := make(chan struct{})
 	var stopping atomic.Bool
-	cl.blocked.Store(true)
 	go func() {
 		defer close(done)
 		for {

@@ -338,7 +338,7 @@ func newServer(cfg *options, n *raftNode, f *fsm, proc *child.Supervisor, tbl *c
 		s.reads.stale = &stale
 	}
 	s.block = &blocker{proposer: s.proposer, reads: s.reads, node: n, waiters: newWaiterSet(), cluster: s.cluster, ownWrite: s.ownWrite}
-	f.setTouchHook(touchHook{wanted: s.block.waiters.active, report: s.block.waiters.touched})
+	f.setTouchHook(touchHook{wanted: s.block.waiters.active, report: s.block.waiters.touched, groupsGone: s.block.waiters.groupsGone})
 	return s
 }
 

@@ -47,6 +47,27 @@ type applyState struct {
 type touchHook struct {
 	wanted func() bool
 	report func([]dbKey)
+	// groupsGone reports the consumer groups XGROUP DESTROY removed, with
+	// the log index, so that a client blocked in XREADGROUP on one gets
+	// NOGROUP even when the group is re-created before it looks again.
+	groupsGone func([]goneGroup)
+}
+
+// goneGroup is a consumer group that an applied XGROUP DESTROY (sent on
+// its own, not in MULTI or a script) named, and the index of the entry that
+// carried it.
+type goneGroup struct {
+	key   dbKey
+	group string
+	index uint64
+}
+
+// destroyedGroup returns the group an XGROUP DESTROY removes.
+func destroyedGroup(db int, args [][]byte, index uint64) (goneGroup, bool) {
+	if len(args) != 4 || !optionIs(args[0], "xgroup") || !optionIs(args[1], "destroy") {
+		return goneGroup{}, false
+	}
+	return goneGroup{key: dbKey{db, string(args[2])}, group: string(args[3]), index: index}, true
 }
 
 // fatal stops the node: a state machine that cannot apply an entry must not
@@ -100,8 +121,10 @@ const anyKey = "\x00redraft:any"
 type pipeline struct {
 	st       *applyState
 	handlers []replyHandler
-	// touchedKeys collects written keys for blocked clients.
+	// touchedKeys collects written keys for blocked clients, goneGroups
+	// the consumer groups destroyed.
 	touchedKeys []dbKey
+	goneGroups  []goneGroup
 	// unknown holds keys whose deadline was changed earlier in this pipeline
 	// and is not read back yet; dbs marks databases swapped in it. Both force
 	// a check inside the child, so the outcome never depends on how entries
@@ -189,6 +212,11 @@ func (p *pipeline) addStep(st *applyStep, t int64, out *[]byte) {
 		keys = append(keys, effectTouches(st)...)
 		for i := range st.sub {
 			keys = append(keys, effectTouches(&st.sub[i])...)
+		}
+		// Only a command of its own: Redis serves blocked clients after a
+		// whole transaction or script, by then the group may exist again.
+		if g, ok := destroyedGroup(st.db, st.args, st.ref.Index); ok {
+			p.goneGroups = append(p.goneGroups, g)
 		}
 		touch := func(raw []byte) {
 			if !resp.ReplyIsNull(raw) && !resp.ReplyIsError(raw) {
@@ -522,6 +550,12 @@ func (p *pipeline) run() error {
 	}
 	p.handlers = p.handlers[:0]
 	clear(p.unknown)
+	if len(p.goneGroups) > 0 { // before the wake-ups, which they explain
+		if p.st.touched.groupsGone != nil {
+			p.st.touched.groupsGone(p.goneGroups)
+		}
+		p.goneGroups = nil
+	}
 	if len(p.touchedKeys) > 0 {
 		p.st.touched.report(p.touchedKeys)
 		p.touchedKeys = nil

@@ -28,6 +28,7 @@ type proposal struct {
 	sweep   bool
 	mark    bool // an entry of its own that only decides earlier scripts
 	replies [][]byte
+	index   uint64 // the log index of the entry that carried it
 	err     error
 	done    chan struct{}
 }
@@ -83,14 +84,21 @@ func newProposer(n *raftNode, f *fsm, wall func() int64, m proposalMetrics, log 
 // error from the Raft layer: *NotLeaderError, ErrNoLeader, ErrTimeout,
 // ErrLeadershipLost).
 func (p *proposer) write(ctx context.Context, cmds []entryCmd) ([][]byte, error) {
+	replies, _, err := p.writeAt(ctx, cmds)
+	return replies, err
+}
+
+// writeAt is write that also returns the log index at which cmds were
+// applied.
+func (p *proposer) writeAt(ctx context.Context, cmds []entryCmd) ([][]byte, uint64, error) {
 	if err := p.node.waitReady(ctx); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	pr := &proposal{cmds: cmds, done: make(chan struct{})}
 	if err := p.submitAndWait(ctx, pr); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return pr.replies, nil
+	return pr.replies, pr.index, nil
 }
 
 // submitAndWait queues pr and waits until it is done or requestTimeout
@@ -195,6 +203,9 @@ func (p *proposer) propose(batch []*proposal) {
 			p.metrics.Proposed(len(e.Cmds), time.Since(start))
 		}
 		res, _ := fut.Response().(*applyResult)
+		for _, pr := range batch {
+			pr.index = fut.Index()
+		}
 		finish(batch, res, nil)
 	}()
 }

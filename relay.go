@@ -129,6 +129,7 @@ func (r *leaderRelay) blocking(cl *clientConn, args [][]byte) []byte {
 	}
 	gone, stop := cl.watchDeparture()
 	defer stop()
+	cl.blocked.Store(true) // the leader does the waiting
 	done := make(chan struct{})
 	defer close(done)
 	go func() {

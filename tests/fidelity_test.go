@@ -201,6 +201,10 @@ func waitBlocked(t *testing.T, addr string, n int) {
 	})
 }
 
+// pipelined, as the first command of then, makes blockedOutcome send the
+// others in one go before reading their replies.
+var pipelined = []string{"<pipelined>"}
+
 // blockedOutcome blocks a client at addr with block, runs then from a
 // second connection, and returns what the blocked client got.
 func blockedOutcome(t *testing.T, addr string, setup, block []string, then ...[]string) string {
@@ -211,6 +215,15 @@ func blockedOutcome(t *testing.T, addr string, setup, block []string, then ...[]
 	waiter := dialAddrRaw(t, addr)
 	waiter.send(t, block...)
 	waitBlocked(t, addr, 1)
+	if len(then) > 0 && then[0][0] == pipelined[0] {
+		for _, c := range then[1:] {
+			ctl.send(t, c...)
+		}
+		for range then[1:] {
+			ctl.reply(t, cmdTimeout)
+		}
+		then = nil
+	}
 	for _, c := range then {
 		ctl.do(t, c...)
 	}
@@ -218,10 +231,9 @@ func blockedOutcome(t *testing.T, addr string, setup, block []string, then ...[]
 }
 
 // blockedXReadGroup: a client blocked in XREADGROUP is released with
-// Redis's own error when its stream or group goes away, however it goes.
-// Not here: the group destroyed and re-created (and written to) by the next
-// commands before the woken client looks again, which redraft answers by
-// timing (README, known limitations).
+// Redis's own error when its stream or group goes away, however it goes,
+// also when the group is re-created and written to before the woken client
+// looks again (in one transaction, or by the very next commands).
 func (e *fidelityEnv) blockedXReadGroup(t *testing.T) {
 	l := e.leader(t)
 	setup := []string{"XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"}
@@ -238,6 +250,9 @@ func (e *fidelityEnv) blockedXReadGroup(t *testing.T) {
 		{{"XGROUP", "DESTROY", "s", "g"}},
 		{{"XADD", "s", "1-1", "f", "v"}},
 		{{"MULTI"}, {"DEL", "s"}, {"XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"}, {"XADD", "s", "1-1", "f", "v"}, {"EXEC"}},
+		{{"MULTI"}, {"XGROUP", "DESTROY", "s", "g"}, {"XGROUP", "CREATE", "s", "g", "$"}, {"XADD", "s", "1-1", "f", "v"}, {"EXEC"}},
+		{{"XGROUP", "DESTROY", "s", "g"}, {"XGROUP", "CREATE", "s", "g", "0"}, {"XADD", "s", "1-1", "f", "v"}},
+		{pipelined, {"XGROUP", "DESTROY", "s", "g"}, {"XGROUP", "CREATE", "s", "g", "0"}, {"XADD", "s", "1-1", "f", "v"}},
 	} {
 		got := blockedOutcome(t, l.Addr, setup, block, then...)
 		want := blockedOutcome(t, e.bare.Addr, setup, block, then...)
