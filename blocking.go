@@ -41,9 +41,9 @@ type blockingPlan struct {
 	keys    []dbKey       // keys whose writes wake the waiter
 	timeout time.Duration // 0 waits forever
 	nilBulk bool          // the reply on timeout is a null bulk (else a null array)
-	group   bool          // XREADGROUP: unblocked with an error when its stream or group goes
-	// groupName is XREADGROUP's group: a waiter learns when it is destroyed.
-	groupName string
+	// group is XREADGROUP's group ("" for other commands): the waiter is
+	// unblocked with an error when its stream or group goes.
+	group string
 }
 
 // planPop plans BLPOP, BRPOP, BZPOPMIN and BZPOPMAX: a script pops from the
@@ -86,9 +86,9 @@ func planMPop(_ *blocker, _ context.Context, db int, args [][]byte) (*blockingPl
 // current last ID.
 func (b *blocker) planXRead(ctx context.Context, db int, args [][]byte) (*blockingPlan, []byte) {
 	name := command.Lower(args[0])
-	p := &blockingPlan{read: name == "xread", group: name == "xreadgroup"}
-	if p.group && len(args) > 2 && optionIs(args[1], "group") {
-		p.groupName = string(args[2])
+	p := &blockingPlan{read: name == "xread"}
+	if name == "xreadgroup" && len(args) > 2 && optionIs(args[1], "group") {
+		p.group = string(args[2]) // otherwise the child refuses the call at once
 	}
 	var nb [][]byte
 	streamsAt := -1
@@ -173,7 +173,7 @@ func (b *blocker) serve(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 	if errReply != nil {
 		return errReply
 	}
-	w := b.waiters.add(p.keys, p.groupName)
+	w := b.waiters.add(p.keys, p.group)
 	defer b.waiters.remove(w)
 	var deadline <-chan time.Time
 	cl.withTimeout.Store(p.timeout > 0)
@@ -193,7 +193,7 @@ func (b *blocker) serve(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 	for blocked := false; ; blocked = true {
 		// Pushes wait while the command runs, not while it waits (push.go).
 		cl.holdIfResp3()
-		if blocked && p.groupName != "" && w.groupGoneAt.Load() > blockedAt {
+		if blocked && p.group != "" && w.groupGoneAt.Load() > blockedAt {
 			// Destroyed while the client was blocked, even if re-created
 			// since: Redis unblocks the client at the destroy.
 			return b.unblocked(ctx, cl.db, p)
@@ -202,7 +202,7 @@ func (b *blocker) serve(cl *clientConn, ci *commandInfo, args [][]byte) []byte {
 		if err != nil {
 			return b.cluster.errorReply(err, args)
 		}
-		if blocked && p.group && resp.ReplyIsError(reply) {
+		if blocked && p.group != "" && resp.ReplyIsError(reply) {
 			return b.unblocked(ctx, cl.db, p)
 		}
 		blockedAt = at
