@@ -8,9 +8,7 @@ package tests
 // with the reason.
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -22,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redraft/redraft/internal/resp"
 )
 
 // clusterRedis is one redis-server with cluster-enabled yes.
@@ -90,68 +90,21 @@ func startRedisClusterNode(t *testing.T, name string) *clusterRedis {
 // do sends one command on a fresh connection and returns the raw reply.
 func (r *clusterRedis) do(t *testing.T, args ...string) string {
 	t.Helper()
-	c := dialAddr(t, r.Addr)
+	c := dialAddrRaw(t, r.Addr)
 	defer c.c.Close()
 	c.send(t, args...)
 	return c.rawReply(t, cmdTimeout)
-}
-
-// dialAddr is dialRaw for any address.
-func dialAddr(t *testing.T, addr string) *rawConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &rawConn{c: c, r: bufio.NewReader(c)}
 }
 
 // rawReply reads one reply, RESP2 or RESP3, and returns its bytes as sent.
 func (rc *rawConn) rawReply(t testing.TB, timeout time.Duration) string {
 	t.Helper()
 	rc.c.SetReadDeadline(time.Now().Add(timeout))
-	var b strings.Builder
-	if err := readRawValue(rc.r, &b); err != nil {
-		t.Fatalf("raw reply: %v (read so far %q)", err, b.String())
-	}
-	return b.String()
-}
-
-func readRawValue(r *bufio.Reader, b *strings.Builder) error {
-	line, err := r.ReadString('\n')
+	raw, err := resp.ReadReply(rc.r, nil)
 	if err != nil {
-		return err
+		t.Fatalf("raw reply: %v", err)
 	}
-	b.WriteString(line)
-	if len(line) < 3 {
-		return fmt.Errorf("short reply line %q", line)
-	}
-	n, _ := strconv.Atoi(strings.TrimRight(line[1:], "\r\n"))
-	elems := 0
-	switch line[0] {
-	case '$', '=', '!': // bulk, verbatim, blob error
-		if n < 0 {
-			return nil
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return err
-		}
-		b.Write(buf)
-	case '*', '~', '>': // array, set, push
-		elems = n
-	case '%': // map
-		elems = 2 * n
-	case '|': // attribute, then the value it describes
-		elems = 2*n + 1
-	}
-	for i := 0; i < elems; i++ {
-		if err := readRawValue(r, b); err != nil {
-			return err
-		}
-	}
-	return nil
+	return string(raw)
 }
 
 // startRedisMasterReplica makes a real Redis Cluster of two nodes: a
@@ -349,7 +302,7 @@ func TestClusterModeReplicaMatchesRedis(t *testing.T) {
 	// replay sends script on one connection to each, after hello (nil: none;
 	// HELLO's own reply names the server, so it is not compared).
 	replay := func(proto string, hello []string, script [][]string) {
-		rc, fc := dialAddr(t, replica.Addr), dialRaw(t, follower)
+		rc, fc := dialAddrRaw(t, replica.Addr), dialRaw(t, follower)
 		if hello != nil {
 			rc.send(t, hello...)
 			fc.send(t, hello...)

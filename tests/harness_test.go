@@ -1031,12 +1031,7 @@ type rawConn struct {
 
 func dialRaw(t testing.TB, n *Node) *rawConn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", n.Addr, 2*time.Second)
-	if err != nil {
-		t.Fatalf("dial %s: %v", n, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &rawConn{c: c, r: bufio.NewReader(c)}
+	return dialAddrRaw(t, n.Addr)
 }
 
 // send writes one command without reading the reply.

@@ -189,7 +189,7 @@ func render(v interface{}, err error) string {
 }
 
 // dialAddrRaw opens a rawConn (see harness) to any address.
-func dialAddrRaw(t *testing.T, addr string) *rawConn {
+func dialAddrRaw(t testing.TB, addr string) *rawConn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
