@@ -26,12 +26,9 @@ func nextT(now, lastProposed, lastApplied int64) int64 {
 // decided by the Raft log alone.
 const deadlineShift int64 = 100 * 365 * 24 * 3600 * 1000
 
-// shifted renders a deadline as stored in the child (deadline + D). A
-// deadline so far away that the shift would overflow is clamped to the
-// largest one; both are beyond any real time.
-func shifted(at int64) string { return string(shiftedArg(at)) }
-
-// shiftedArg is shifted(at) as a command argument.
+// shiftedArg renders a deadline as stored in the child (deadline + D), as
+// a command argument. A deadline so far away that the shift would overflow
+// is clamped to the largest one; both are beyond any real time.
 func shiftedArg(at int64) []byte {
 	if at > math.MaxInt64-deadlineShift {
 		at = math.MaxInt64 - deadlineShift

@@ -237,3 +237,6 @@ func TestExpiryIndexConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// shifted is shiftedArg as a string, for expected commands.
+func shifted(at int64) string { return string(shiftedArg(at)) }
