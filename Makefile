@@ -1,7 +1,7 @@
 # redraft: see README.md.
 GO ?= go
 
-.PHONY: all build test unit fuzz cluster torture bench vet run clean release docker
+.PHONY: all build test unit fuzz cluster torture bench budget vet run clean release docker
 
 # Version stamped into the binary (internal/version). Override on the
 # command line or in the environment, e.g. make release VERSION=v1.2.0.
@@ -78,6 +78,10 @@ torture:
 
 bench: build
 	./bench/run.sh
+
+# budget: where the CPU and a write's time go (docs/DESIGN.md).
+budget: build
+	./bench/budget.sh ./redraft
 
 run: build
 	./redraft

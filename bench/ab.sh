@@ -6,7 +6,8 @@
 #
 #   TESTS=set,get,setex PIPES="1 16" NODES=3 CONS=medium bench/ab.sh old new old new
 #
-# setex is "SET key:<rand> xxx EX 3600". EXTRA adds flags to every node.
+# setex is "SET key:<rand> xxx EX 3600". EXTRA adds flags to every node,
+# FIRST_EXTRA to the first (the leader) only.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -26,7 +27,7 @@ wait_ping "$port"; bench "$port" bare; kill -9 "$bp"; wait "$bp" 2>/dev/null
 for bin in "$@"; do
   port=$((port + 10)); pids=()
   # shellcheck disable=SC2086
-  "$bin" -p "$port" -dir "$work/$port" --consistency "$CONS" -loglevel warning ${EXTRA:-} 2>"$work/$port.log" & pids+=($!)
+  "$bin" -p "$port" -dir "$work/$port" --consistency "$CONS" -loglevel warning ${EXTRA:-} ${FIRST_EXTRA:-} 2>"$work/$port.log" & pids+=($!)
   wait_leader "$port" || { tail -n 20 "$work/$port.log" >&2; exit 1; }
   for i in $(seq 1 $((NODES - 1))); do
     # shellcheck disable=SC2086

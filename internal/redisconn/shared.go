@@ -12,10 +12,11 @@ import (
 )
 
 // Shared runs the calls of many goroutines over a few pipelined
-// connections ("lanes"). Calls waiting on a lane when it is free to write
-// go out together, in one write, and their replies come back in one read,
-// so a hundred clients' reads cost the child (and this process) a couple
-// of system calls instead of a couple each. Calls are answered in the
+// connections ("lanes"). A lane has one batch of calls in flight at a
+// time; the calls that wait meanwhile go out together, in one write, once
+// its replies are in, and their replies come back in one read, so a
+// hundred clients' reads cost the child (and this process) a couple of
+// system calls instead of a couple each. Calls are answered in the
 // order they were made on a lane; a caller that waits for one call before
 // making the next keeps its own order.
 //
@@ -150,7 +151,12 @@ func (l *lane) take() ([]*call, bool) {
 	return q, l.closed
 }
 
-// writeLoop sends queued calls, all that are waiting in one write.
+// writeLoop sends queued calls, all that are waiting in one write, and
+// then waits for that batch's replies before it sends the next: calls that
+// arrive meanwhile (the child could not start on them any sooner, as it
+// answers a connection in order) go out together, so under load each
+// round trip carries more calls and the child and this process make fewer
+// system calls per call. An idle lane sends a call at once.
 func (l *lane) writeLoop() {
 	for range l.wake {
 		batch, closed := l.take()
@@ -162,6 +168,7 @@ func (l *lane) writeLoop() {
 		}
 		if len(batch) > 0 {
 			l.write(batch)
+			<-batch[len(batch)-1].done // answered in order: the whole batch is
 		}
 	}
 }

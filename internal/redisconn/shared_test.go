@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -191,4 +193,98 @@ func TestSharedWithSetup(t *testing.T) {
 		t.Errorf("pool connection: %q, %v", raw, err)
 	}
 	c.Close()
+}
+
+// TestSharedBatchesCallsBehindOneInFlight: calls made while a lane's batch
+// is in flight wait for its replies and then go out in one write: the
+// server reads them in one go instead of once each. The batch in flight is
+// a BLPOP that blocks until the test pushes to its list.
+func TestSharedBatchesCallsBehindOneInFlight(t *testing.T) {
+	sock, _ := startRedis(t)
+	s := NewShared("unix", sock, 1)
+	defer s.Close()
+	admin, err := Dial("unix", sock, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	stat := func(name string) int {
+		t.Helper()
+		raw, err := admin.Do("INFO", "stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(raw), "\r\n") {
+			if v, ok := strings.CutPrefix(line, name+":"); ok {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+		}
+		t.Fatalf("INFO stats has no %s", name)
+		return 0
+	}
+	blocked := make(chan error, 1)
+	go func() {
+		_, err := s.Run(0, []Step{{Args: strs("BLPOP", "wake", "0")}})
+		blocked <- err
+	}()
+	waitFor(t, func() bool {
+		raw, err := admin.Do("INFO", "clients")
+		return err == nil && strings.Contains(string(raw), "blocked_clients:1\r\n")
+	})
+	before := stat("total_reads_processed")
+	const calls = 20
+	lane := s.lanes[0]
+	var wg sync.WaitGroup
+	errs := make(chan error, calls)
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := s.Run(0, []Step{{Args: strs("ECHO", strconv.Itoa(i))}})
+			if err == nil && string(out[0]) != fmt.Sprintf("$%d\r\n%d\r\n", len(strconv.Itoa(i)), i) {
+				err = fmt.Errorf("ECHO %d answered %q", i, out[0])
+			}
+			errs <- err
+		}()
+	}
+	// All twenty wait on the lane, none written, while the BLPOP is in flight.
+	waitFor(t, func() bool {
+		lane.mu.Lock()
+		defer lane.mu.Unlock()
+		return len(lane.queue) == calls
+	})
+	if _, err := admin.Do("LPUSH", "wake", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The LPUSH and this INFO are one read each; the twenty calls, one more
+	// (two if the kernel split the write), not one each.
+	if reads := stat("total_reads_processed") - before; reads > 4 {
+		t.Fatalf("the server read %d times for %d calls queued behind a batch in flight, want them in one write", reads-2, calls)
+	}
+}
+
+// waitFor polls cond every 5 ms for up to 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
