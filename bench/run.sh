@@ -2,8 +2,9 @@
 # make bench: bare redis-server vs redraft (1 node; 3 nodes at medium and
 # high consistency; 3 nodes on the bolt log store) under redis-benchmark,
 # plus a TTL-heavy write (SET ... EX). Every measurement runs RUNS times
-# (best of them kept); one table gives rps, p50, p99 and the ratio to bare
-# Redis measured in the same run, a second compares each with its target
+# (best of them kept); one table gives rps, p50, p99 and the ratio to a
+# bare redis-server measured just before that cluster, a second compares
+# each with its target
 # (issue 14), and bench/memory.sh adds redraft's memory beside its child's.
 #
 #   REQUESTS=200000 CLIENTS=50 RUNS=2 ./bench/run.sh
@@ -79,14 +80,22 @@ run_ttl() { # label port
   done
 }
 
+# Each cluster is measured right after a bare redis-server runs the same
+# tests (label bare@<cluster>), and its ratios are to that bare run: this
+# shared machine's speed drifts by more over the minutes of a whole run than
+# between two neighbouring measurements.
+B=$BASE_PORT
 for _ in $(seq 1 "$RUNS"); do
-  start_bare "$BASE_PORT"; run_bench bare "$BASE_PORT"; run_ttl bare "$BASE_PORT"; stop_all
-  start_cluster $((BASE_PORT + 10)) 1 medium; run_bench "redraft-1-medium" $((BASE_PORT + 10)); stop_all
-  start_cluster $((BASE_PORT + 20)) 3 medium; run_bench "redraft-3-medium" $((BASE_PORT + 20)); run_ttl "redraft-3-medium" $((BASE_PORT + 20)); stop_all
-  TESTS=get start_cluster $((BASE_PORT + 30)) 3 high; fill $((BASE_PORT + 30)); TESTS=get run_bench "redraft-3-high" $((BASE_PORT + 30)); stop_all
+  start_bare $B; run_bench "bare@redraft-1-medium" $B; stop_all
+  start_cluster $((B + 10)) 1 medium; run_bench "redraft-1-medium" $((B + 10)); stop_all
+  start_bare $B; run_bench "bare@redraft-3-medium" $B; run_ttl "bare@redraft-3-medium" $B; stop_all
+  start_cluster $((B + 20)) 3 medium; run_bench "redraft-3-medium" $((B + 20)); run_ttl "redraft-3-medium" $((B + 20)); stop_all
+  start_bare $B; fill $B; TESTS=get run_bench "bare@redraft-3-high" $B; stop_all
+  TESTS=get start_cluster $((B + 30)) 3 high; fill $((B + 30)); TESTS=get run_bench "redraft-3-high" $((B + 30)); stop_all
   # The other durable log store, for comparison (the default is wal).
-  EXTRA_FLAGS="$EXTRA_FLAGS -backend bolt" start_cluster $((BASE_PORT + 40)) 3 medium
-  TESTS=set run_bench "redraft-3-bolt" $((BASE_PORT + 40)); stop_all
+  start_bare $B; TESTS=set run_bench "bare@redraft-3-bolt" $B; stop_all
+  EXTRA_FLAGS="$EXTRA_FLAGS -backend bolt" start_cluster $((B + 40)) 3 medium
+  TESTS=set run_bench "redraft-3-bolt" $((B + 40)); stop_all
 done
 memory="$work/memory.txt"
 : >"$memory"
@@ -106,32 +115,32 @@ awk -F, '
     if (!(key in p99) || $6 < p99[key]) p99[key] = $6 }
   END { for (i = 1; i <= n; i++) { k = order[i]; print k "," rps[k] "," p50[k] "," p99[k] } }' "$results" >"$work/best.csv"
 awk -F, '
-  { key = $2 "," $3; if ($1 == "bare") bare[key] = $4; rows[NR] = $0 }
+  { if ($1 ~ /^bare@/) bare[substr($1, 6) "," $2 "," $3] = $4; else rows[++n] = $0 }
   END {
-    printf "| %-18s | %-5s | %3s | %10s | %8s | %8s | %8s |\n", "target", "test", "-P", "rps", "p50 ms", "p99 ms", "ratio"
-    printf "|%s|%s|%s|%s|%s|%s|%s|\n", "--------------------", "-------", "-----", "------------", "----------", "----------", "----------"
-    for (i = 1; i <= NR; i++) {
+    printf "| %-18s | %-5s | %3s | %10s | %8s | %8s | %10s | %8s |\n", "target", "test", "-P", "rps", "p50 ms", "p99 ms", "bare rps", "ratio"
+    printf "|%s|%s|%s|%s|%s|%s|%s|%s|\n", "--------------------", "-------", "-----", "------------", "----------", "----------", "------------", "----------"
+    for (i = 1; i <= n; i++) {
       split(rows[i], f, ",")
-      key = f[2] "," f[3]
-      ratio = (bare[key] > 0) ? sprintf("%.3f", f[4] / bare[key]) : "-"
-      printf "| %-18s | %-5s | %3s | %10.0f | %8.3f | %8.3f | %8s |\n", f[1], f[2], f[3], f[4], f[5], f[6], ratio
+      b = bare[f[1] "," f[2] "," f[3]]
+      ratio = (b > 0) ? sprintf("%.3f", f[4] / b) : "-"
+      printf "| %-18s | %-5s | %3s | %10.0f | %8.3f | %8.3f | %10.0f | %8s |\n", f[1], f[2], f[3], f[4], f[5], f[6], b, ratio
     }
   }' "$work/best.csv"
 echo
-echo "Targets (issue 14): 3 nodes, -durability high, -c $CLIENTS, ratios to the bare redis-server of the same run"
+echo "Targets (issue 14): 3 nodes, -durability high, -c $CLIENTS, ratios to the bare redis-server measured just before each cluster"
 echo
 cat "$memory" >>"$work/best.csv" # memory.sh lines start with "|" and are skipped below
 awk -F, '
   NF >= 6 && $1 !~ /^\|/ { v[$1 "," $2 "," $3] = $4; p99[$1 "," $2 "," $3] = $6 }
   /^\| SET k:N v EX 3600/ { split($0, m, "|"); mem["ttl"] = m[7] + 0 }
   /^\| SET k:N v  /       { split($0, m, "|"); mem["plain"] = m[7] + 0 }
-  function ratio(t, test, P) { return (v["bare," test "," P] > 0) ? v[t "," test "," P] / v["bare," test "," P] : -1 }
+  function ratio(t, test, P) { return (v["bare@" t "," test "," P] > 0) ? v[t "," test "," P] / v["bare@" t "," test "," P] : -1 }
   function row(name, bare, got, shown, target, met) {
     printf "| %-34s | %10s | %10s | %7s | %8s | %-4s |\n", name, bare, got, shown, target, met ? "yes" : "no"
   }
   function rrow(name, t, test, P, target,   r) {
     r = ratio(t, test, P)
-    row(name, sprintf("%.0f", v["bare," test "," P]), sprintf("%.0f", v[t "," test "," P]), sprintf("%.3f", r), ">= " target, r >= target)
+    row(name, sprintf("%.0f", v["bare@" t "," test "," P]), sprintf("%.0f", v[t "," test "," P]), sprintf("%.3f", r), ">= " target, r >= target)
   }
   END {
     printf "| %-34s | %10s | %10s | %7s | %8s | %-4s |\n", "workload", "bare", "redraft", "ratio", "target", "met"
@@ -142,7 +151,7 @@ awk -F, '
     rrow("GET -P16 (medium)", "redraft-3-medium", "GET", 16, 0.55)
     rrow("GET -P16 (high)", "redraft-3-high", "GET", 16, 0.50)
     p = p99["redraft-3-medium,SET,1"]
-    row("SET p99 at -P1 (ms)", sprintf("%.3f", p99["bare,SET,1"]), sprintf("%.3f", p), "-", "<= 3", p <= 3)
+    row("SET p99 at -P1 (ms)", sprintf("%.3f", p99["bare@redraft-3-medium,SET,1"]), sprintf("%.3f", p), "-", "<= 3", p <= 3)
     rrow("1-node SET -P1", "redraft-1-medium", "SET", 1, 0.60)
     s = v["redraft-3-medium,SETEX,16"]; b = v["redraft-3-medium,SET,16"]
     d = (b > 0) ? s / b - 1 : -1
