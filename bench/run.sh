@@ -81,9 +81,8 @@ run_ttl() { # label port
 }
 
 # Each cluster is measured right after a bare redis-server runs the same
-# tests (label bare@<cluster>), and its ratios are to that bare run: this
-# shared machine's speed drifts by more over the minutes of a whole run than
-# between two neighbouring measurements.
+# tests (label bare@<cluster>), and its ratios are to that bare run, a few
+# minutes away rather than up to ten (this shared machine's speed drifts).
 B=$BASE_PORT
 for _ in $(seq 1 "$RUNS"); do
   start_bare $B; run_bench "bare@redraft-1-medium" $B; stop_all
