@@ -102,22 +102,7 @@ func (t *trackingTransport) noteRPC(rpc raft.RPC) {
 // Consumer is the channel of incoming RPCs, each noted on its way to Raft.
 func (t *trackingTransport) Consumer() <-chan raft.RPC {
 	t.startOnce.Do(func() {
-		inner := t.NetworkTransport.Consumer()
-		go func() {
-			for {
-				select {
-				case rpc := <-inner:
-					t.noteRPC(rpc)
-					select {
-					case t.in <- rpc:
-					case <-t.done:
-						return
-					}
-				case <-t.done:
-					return
-				}
-			}
-		}()
+		go relayNoting(t.NetworkTransport.Consumer(), t.in, t.done, t.noteRPC)
 	})
 	return t.in
 }
@@ -171,22 +156,29 @@ type trackingPipeline struct {
 
 // forward copies replies from the pipeline to Raft until Close.
 func (p *trackingPipeline) forward() {
-	in := p.AppendPipeline.Consumer()
+	relayNoting(p.AppendPipeline.Consumer(), p.out, p.stop, func(f raft.AppendFuture) {
+		err := f.Error()
+		var resp *raft.AppendEntriesResponse
+		if err == nil {
+			resp = f.Response()
+		}
+		p.peers.observe(p.id, f.Request(), resp, err)
+	})
+}
+
+// relayNoting passes each value from in to out, calling note on it first,
+// until stop closes.
+func relayNoting[T any](in <-chan T, out chan<- T, stop <-chan struct{}, note func(T)) {
 	for {
 		select {
-		case f := <-in:
-			err := f.Error()
-			var resp *raft.AppendEntriesResponse
-			if err == nil {
-				resp = f.Response()
-			}
-			p.peers.observe(p.id, f.Request(), resp, err)
+		case v := <-in:
+			note(v)
 			select {
-			case p.out <- f:
-			case <-p.stop:
+			case out <- v:
+			case <-stop:
 				return
 			}
-		case <-p.stop:
+		case <-stop:
 			return
 		}
 	}

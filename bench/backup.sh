@@ -26,14 +26,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-BIN=${REDRAFT_BIN:-}
-if [ -z "$BIN" ]; then
-  BIN="$work/redraft"
-  go build -o "$BIN" .
-fi
-PROBE="$work/opsprobe"
-go build -o "$PROBE" ./bench/opsprobe
 . bench/lib.sh
+build_tools "$work"
 start_node() { # name port flags...
   local name=$1 port=$2; shift 2
   "$BIN" -p "$port" -dir "$work/$name" -loglevel warning "$@" 2>>"$work/$name.log" &

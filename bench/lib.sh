@@ -1,5 +1,6 @@
-# Helpers shared by bench/run.sh and bench/ops.sh: poll a node (every 50 ms,
-# up to 20 s) until it answers, leads, or sees the cluster complete.
+# Helpers shared by the bench scripts: poll a node (every 50 ms, up to
+# 20 s) until it answers, leads, or sees the cluster complete; build the
+# tools a script runs.
 
 wait_ping() { # port
   for _ in $(seq 1 400); do
@@ -23,4 +24,16 @@ wait_members() { # port n
     sleep 0.05
   done
   echo "cluster on $1 did not reach $2 members" >&2; return 1
+}
+
+# build_tools DIR: sets BIN (redraft: $REDRAFT_BIN, or built into DIR) and
+# PROBE (bench/opsprobe, built into DIR).
+build_tools() {
+  BIN=${REDRAFT_BIN:-}
+  if [ -z "$BIN" ]; then
+    BIN="$1/redraft"
+    go build -o "$BIN" .
+  fi
+  PROBE="$1/opsprobe"
+  go build -o "$PROBE" ./bench/opsprobe
 }

@@ -54,13 +54,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 command -v redis-benchmark >/dev/null || { echo "redis-benchmark not found (apt-get install redis-tools)"; exit 1; }
-BIN=${REDRAFT_BIN:-}
-if [ -z "$BIN" ]; then
-  BIN="$work/redraft"
-  go build -o "$BIN" .
-fi
-PROBE="$work/opsprobe"
-go build -o "$PROBE" ./bench/opsprobe
+. bench/lib.sh # cwd is the repository root
+build_tools "$work"
 
 log() { echo "[$(date +%T)] $*" >&2; }
 cli() { redis-cli -p "$@" 2>/dev/null; }
@@ -70,8 +65,6 @@ rstat() { # port key -> value from RAFTSTATS
 rss_kb() { awk '/^VmRSS:/ { print $2 }' /proc/"$1"/status 2>/dev/null || echo 0; }
 child_of() { cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | head -1; } # the redis-server
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-# shellcheck source=bench/lib.sh
-. bench/lib.sh # cwd is the repository root
 declare -A node_pid
 start_node() { # port extra-flags...
   local p=$1; shift

@@ -142,18 +142,30 @@ func (p *Pool) Get() (*Conn, error) {
 // dial opens a new connection and runs the setup command on it.
 func (p *Pool) dial() (*Conn, error) {
 	c, err := Dial(p.network, p.address, 5*time.Second)
-	if err != nil || len(p.setup) == 0 {
-		return c, err
-	}
-	raw, err := c.Do(p.setup...)
-	if err == nil && resp.ReplyIsError(raw) {
-		err = fmt.Errorf("%s: %s", p.setup[0], bytes.TrimSpace(raw))
-	}
 	if err != nil {
-		c.Close()
+		return nil, err
+	}
+	if err := runSetup(c, p.setup); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// runSetup runs setup (if any) on a new connection; an error, or an error
+// reply, closes c.
+func runSetup(c *Conn, setup []string) error {
+	if len(setup) == 0 {
+		return nil
+	}
+	raw, err := c.Do(setup...)
+	if err == nil && resp.ReplyIsError(raw) {
+		err = fmt.Errorf("%s: %s", setup[0], bytes.TrimSpace(raw))
+	}
+	if err != nil {
+		c.Close()
+		return err
+	}
+	return nil
 }
 
 // Put returns a healthy connection to the pool (or closes it when full).

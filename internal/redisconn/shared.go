@@ -1,14 +1,11 @@
 package redisconn
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/redraft/redraft/internal/resp"
 )
 
 // Shared runs the calls of many goroutines over a few pipelined
@@ -268,15 +265,10 @@ func readCall(conn *Conn, c *call) ([][]byte, error) {
 // dial opens a lane's connection and runs the setup command on it.
 func (s *Shared) dial() (*Conn, error) {
 	c, err := Dial(s.network, s.address, 5*time.Second)
-	if err != nil || len(s.setup) == 0 {
-		return c, err
-	}
-	raw, err := c.Do(s.setup...)
-	if err == nil && resp.ReplyIsError(raw) {
-		err = fmt.Errorf("%s: %s", s.setup[0], bytes.TrimSpace(raw))
-	}
 	if err != nil {
-		c.Close()
+		return nil, err
+	}
+	if err := runSetup(c, s.setup); err != nil {
 		return nil, fmt.Errorf("shared connection setup: %w", err)
 	}
 	return c, nil
